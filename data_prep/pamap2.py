@@ -1,0 +1,124 @@
+"""The PAMAP2 schema: the one place for its column table, activity table and file layout.
+
+Source: the readme of the PAMAP2 Physical Activity Monitoring data set (UCI #231).
+Each ``subjectNNN.dat`` is space-separated text, 54 columns per row, 100 Hz, missing values
+written ``NaN``:
+
+====== ==========================================================
+column meaning (1-based)
+====== ==========================================================
+1      timestamp (s)
+2      activityID (0 = transient, see ``ACTIVITIES``)
+3      heart rate (bpm, ~9 Hz; ``NaN`` between readings)
+4-20   IMU hand  (17 columns, see ``IMU_FIELDS``)
+21-37  IMU chest
+38-54  IMU ankle
+====== ==========================================================
+
+An IMU block is: temperature (°C), 3D acceleration ±16 g (m/s²), 3D acceleration ±6 g (m/s²),
+3D gyroscope (rad/s), 3D magnetometer (μT), orientation (4 values, marked invalid by the readme
+and therefore never used).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+SAMPLE_RATE_HZ = 100.0
+HEART_RATE_HZ = 9.0
+NUM_COLUMNS = 54
+SUBJECTS: Tuple[int, ...] = tuple(range(101, 110))
+FILE_PATTERN = "subject*.dat"
+PROTOCOL_DIR = "Protocol"
+OPTIONAL_DIR = "Optional"
+DATASET_DIR = "PAMAP2_Dataset"
+
+SENSORS: Tuple[str, ...] = ("hand", "chest", "ankle")
+AXES: Tuple[str, ...] = ("x", "y", "z")
+MODALITIES: Tuple[str, ...] = ("acc16", "acc6", "gyro", "mag")
+MODALITY_UNITS: Dict[str, str] = {"acc16": "m/s^2", "acc6": "m/s^2", "gyro": "rad/s", "mag": "uT"}
+
+#: The 17 columns of one IMU block, in file order: (field, number of columns).
+IMU_FIELDS: Tuple[Tuple[str, int], ...] = (
+    ("temperature", 1),
+    ("acc16", 3),
+    ("acc6", 3),
+    ("gyro", 3),
+    ("mag", 3),
+    ("orientation", 4),
+)
+
+
+def _build_columns() -> List[str]:
+    names = ["timestamp", "activity_id", "heart_rate"]
+    for sensor in SENSORS:
+        for field, width in IMU_FIELDS:
+            if width == 1:
+                names.append(f"{sensor}_{field}")
+            elif field == "orientation":
+                names.extend(f"{sensor}_orientation_{i}" for i in range(width))
+            else:
+                names.extend(f"{sensor}_{field}_{axis}" for axis in AXES)
+    return names
+
+
+#: All 54 column names in file order (0-based index = position in a row).
+COLUMNS: Tuple[str, ...] = tuple(_build_columns())
+assert len(COLUMNS) == NUM_COLUMNS
+COLUMN_INDEX: Dict[str, int] = {name: i for i, name in enumerate(COLUMNS)}
+
+#: Activity ID → name, as in the readme.
+ACTIVITIES: Dict[int, str] = {
+    0: "transient",
+    1: "lying",
+    2: "sitting",
+    3: "standing",
+    4: "walking",
+    5: "running",
+    6: "cycling",
+    7: "Nordic walking",
+    9: "watching TV",
+    10: "computer work",
+    11: "car driving",
+    12: "ascending stairs",
+    13: "descending stairs",
+    16: "vacuum cleaning",
+    17: "ironing",
+    18: "folding laundry",
+    19: "house cleaning",
+    20: "playing soccer",
+    24: "rope jumping",
+}
+TRANSIENT_ID = 0
+PROTOCOL_ACTIVITIES: Tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 12, 13, 16, 17, 24)
+OPTIONAL_ACTIVITIES: Tuple[int, ...] = (9, 10, 11, 18, 19, 20)
+
+
+def channel_name(sensor: str, modality: str, axis: str) -> str:
+    """Column name of one IMU channel, e.g. ``hand_acc16_x``."""
+    return f"{sensor}_{modality}_{axis}"
+
+
+def imu_channels(sensors=SENSORS, modalities=MODALITIES) -> List[str]:
+    """IMU channel names in file order for the chosen sensors and modalities."""
+    return [
+        channel_name(s, m, a)
+        for s in SENSORS
+        if s in sensors
+        for m in MODALITIES
+        if m in modalities
+        for a in AXES
+    ]
+
+
+#: Columns kept by the parser and its cache: everything except the invalid orientation columns.
+#: Order: timestamp, activity_id, heart_rate, then per sensor temperature + 12 IMU channels.
+PARSED_COLUMNS: Tuple[str, ...] = tuple(c for c in COLUMNS if "orientation" not in c)
+#: Float signal columns stored in the parse cache (everything after timestamp and activity_id).
+SIGNAL_COLUMNS: Tuple[str, ...] = PARSED_COLUMNS[2:]
+
+
+def subject_id(filename: str) -> int:
+    """``subject101.dat`` → 101."""
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return int(stem[len("subject"):])

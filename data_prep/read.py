@@ -1,0 +1,316 @@
+"""Fast parsing of raw PAMAP2 ``.dat`` files, with a per-file parse cache.
+
+The fast path hands the file's bytes to pyarrow's multi-threaded CSV reader (the 40 useful
+columns, orientation skipped); the bytes are hashed with sha256 in the same pass. Only when
+pyarrow rejects a file does a slow line-by-line scan run, to name the exact line and the fix.
+
+Cache layout (``<cache_dir>/pamap2/v1``)::
+
+    <sha256>/timestamp.npy  float64 [n]       seconds
+    <sha256>/activity.npy   int16   [n]       activity IDs
+    <sha256>/signals.npy    float32 [n, 40]   pamap2.SIGNAL_COLUMNS, gaps filled (see below)
+    index.json              {"<path>|<size>|<mtime_ns>": "<sha256>"}
+
+Missing values are filled once, at parse time, since the fill does not depend on any option:
+linear interpolation along time within each gap-free segment, heart rate held between readings
+(``windows.fill_gaps``). What stays NaN (a segment's leading/trailing dropouts) makes the windows
+that touch it drop out later.
+
+An entry is named by the content hash, so a changed file (new size/mtime → rehash → new hash)
+is parsed again, while an unchanged one is found through the index without reading it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from data_prep import pamap2, windows
+from har.errors import HarError
+
+CACHE_VERSION = "v1"  # bump when the cached arrays change meaning
+
+
+@dataclass
+class Source:
+    """One raw recording to read: a file on disk or a member of a zip archive."""
+
+    name: str                     # display name used in messages and meta.json
+    subject: int
+    folder: str                   # "Protocol" or "Optional"
+    size: int                     # bytes
+    index_key: str                # cheap identity: path|size|mtime_ns (+ member|crc for zips)
+    read_bytes: Callable[[], bytes]
+
+
+@dataclass
+class Recording:
+    """A parsed recording: rows in file order."""
+
+    source: Source
+    sha256: str
+    timestamp_s: np.ndarray       # float64 [n]
+    activity: np.ndarray          # int16 [n]
+    signals: np.ndarray           # float32 [n, len(SIGNAL_COLUMNS)], gaps filled; may be a mmap
+
+    @property
+    def rows(self) -> int:
+        return int(self.timestamp_s.shape[0])
+
+
+def default_cache_dir() -> Path:
+    """``$HARKIT_CACHE`` or ``~/.cache/harkit``."""
+    env = os.environ.get("HARKIT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "harkit"
+
+
+class ParseCache:
+    """Parsed recordings keyed by content hash; see the module docstring for the layout."""
+
+    def __init__(self, root: Optional[Path]):
+        self.root = None if root is None else Path(root) / "pamap2" / CACHE_VERSION
+        self._index = {}
+        self._dirty = False
+        if self.root is not None:
+            try:
+                self._index = json.loads((self.root / "index.json").read_text())
+            except (OSError, ValueError):
+                self._index = {}
+
+    def known_hash(self, source: Source) -> Optional[str]:
+        if self.root is None:
+            return None
+        sha = self._index.get(source.index_key)
+        return sha if sha and (self.root / sha / "signals.npy").is_file() else None
+
+    def load(self, source: Source, sha: str) -> Optional[Recording]:
+        if self.root is None or not (self.root / sha / "signals.npy").is_file():
+            return None
+        folder = self.root / sha
+        try:
+            return Recording(source, sha, np.load(folder / "timestamp.npy"),
+                             np.load(folder / "activity.npy"),
+                             np.load(folder / "signals.npy", mmap_mode="r"))
+        except (OSError, ValueError):
+            return None          # a damaged entry is parsed again
+
+    def store(self, rec: Recording) -> None:
+        self.remember(rec.source, rec.sha256)
+        if self.root is None or (self.root / rec.sha256).is_dir():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+        try:
+            np.save(tmp / "timestamp.npy", rec.timestamp_s)
+            np.save(tmp / "activity.npy", rec.activity)
+            np.save(tmp / "signals.npy", rec.signals)
+            os.replace(tmp, self.root / rec.sha256)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)   # the cache is an optimisation only
+
+    def remember(self, source: Source, sha: str) -> None:
+        if self._index.get(source.index_key) != sha:
+            self._index[source.index_key] = sha
+            self._dirty = True
+
+    def flush(self) -> None:
+        """Write the index atomically (once per prepare)."""
+        if self.root is None or not self._dirty:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".index-", dir=self.root)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self._index, fh)
+        os.replace(tmp, self.root / "index.json")
+        self._dirty = False
+
+
+def read_recording(source: Source, cache: ParseCache) -> Recording:
+    """Parse ``source`` (or take it from ``cache``); raise HarError naming the bad line."""
+    sha = cache.known_hash(source)
+    if sha is not None:
+        rec = cache.load(source, sha)
+        if rec is not None:
+            return rec
+    data = source.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    rec = cache.load(source, sha)
+    if rec is not None:
+        cache.remember(source, sha)
+        return rec
+    rec = parse_bytes(data, source, sha)
+    cache.store(rec)
+    return rec
+
+
+def parse_bytes(data: bytes, source: Source, sha: str = "") -> Recording:
+    """Parse the bytes of one ``.dat`` file into a :class:`Recording`."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not data.strip():
+        raise HarError(f"{source.name} is empty; re-download it or remove it from the folder")
+    float32 = pa.float32()
+    types = {c: float32 for c in pamap2.SIGNAL_COLUMNS}
+    types["timestamp"] = pa.float64()
+    types["activity_id"] = pa.float64()      # validated below, then cast
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=list(pamap2.COLUMNS),
+                                           block_size=1 << 23),
+            parse_options=pacsv.ParseOptions(delimiter=" "),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(pamap2.PARSED_COLUMNS), column_types=types,
+                null_values=["NaN", "nan"], strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise _locate_error(data, source) or HarError(
+            f"{source.name}: not PAMAP2 text ({str(exc).splitlines()[0]}); re-download it"
+        ) from None
+    timestamp = _column(table, "timestamp", np.float64)
+    activity = _column(table, "activity_id", np.float64)
+    signals = np.empty((table.num_rows, len(pamap2.SIGNAL_COLUMNS)), dtype=np.float32)
+    for j, name in enumerate(pamap2.SIGNAL_COLUMNS):
+        signals[:, j] = _column(table, name, np.float32)
+    _check_values(timestamp, activity, source)
+    windows.fill_gaps(timestamp, signals, [pamap2.SIGNAL_COLUMNS.index("heart_rate")],
+                      pamap2.SAMPLE_RATE_HZ)
+    return Recording(source, sha, timestamp, activity.astype(np.int16), signals)
+
+
+def _column(table, name: str, dtype) -> np.ndarray:
+    col = table.column(name)
+    out = col.to_numpy() if col.null_count == 0 else col.fill_null(np.nan).to_numpy()
+    return out.astype(dtype, copy=False)
+
+
+def _check_values(timestamp: np.ndarray, activity: np.ndarray, source: Source) -> None:
+    bad = np.flatnonzero(~np.isfinite(timestamp))
+    if bad.size:
+        raise HarError(f"{source.name} line {bad[0] + 1}: the timestamp (column 1) is missing; "
+                       "every row needs one — fix or delete the line")
+    valid = np.isin(activity, list(pamap2.ACTIVITIES))
+    bad = np.flatnonzero(~valid)
+    if bad.size:
+        raise HarError(f"{source.name} line {bad[0] + 1}: activityID (column 2) is "
+                       f"{activity[bad[0]]!r}, not one of {sorted(pamap2.ACTIVITIES)}; "
+                       "fix or delete the line")
+
+
+def _locate_error(data: bytes, source: Source) -> Optional[HarError]:
+    """Slow path: find the first malformed line to name it in the error."""
+    lines = data.split(b"\n")
+    ends_with_newline = data.endswith(b"\n")
+    if ends_with_newline:
+        lines = lines[:-1]
+    for number, raw in enumerate(lines, start=1):
+        tokens = raw.split()
+        last = number == len(lines)
+        if len(tokens) != pamap2.NUM_COLUMNS:
+            if not tokens:
+                return HarError(f"{source.name} line {number}: empty line; delete it")
+            if last and not ends_with_newline and len(tokens) < pamap2.NUM_COLUMNS:
+                return HarError(f"{source.name} line {number}: truncated last line "
+                                f"({len(tokens)} of {pamap2.NUM_COLUMNS} columns); "
+                                "re-download the file or delete the line")
+            return HarError(f"{source.name} line {number}: {len(tokens)} columns, expected "
+                            f"{pamap2.NUM_COLUMNS} (space-separated PAMAP2 format); "
+                            "fix or delete the line")
+        for col, token in enumerate(tokens, start=1):
+            try:
+                float(token)
+            except ValueError:
+                text = token.decode("utf-8", "replace")[:20]
+                return HarError(f"{source.name} line {number}, column {col} "
+                                f"({pamap2.COLUMNS[col - 1]}): {text!r} is not a number; "
+                                "missing values must be written NaN")
+    return None
+
+
+# --------------------------------------------------------------------------- discovery
+def discover(path: Path, include_optional: bool) -> List[Source]:
+    """The raw recordings under ``path`` (folder, any folder above Protocol/, or a .zip)."""
+    path = Path(path)
+    if not path.exists():
+        raise HarError(f"{path} does not exist; pass the PAMAP2 folder or .zip "
+                       "(get one with 'har download pamap2 DEST' or 'har synth pamap2 DEST')")
+    if path.is_file():
+        if path.suffix.lower() != ".zip":
+            raise HarError(f"{path} is a file but not a .zip; pass the folder holding "
+                           "Protocol/subject*.dat or the downloaded archive")
+        sources = _zip_sources(path)
+    else:
+        sources = _folder_sources(path)
+        if not sources:
+            zips = sorted(path.glob("*.zip"))
+            if len(zips) == 1:
+                sources = _zip_sources(zips[0])
+    where = f"{path}" + ("" if path.is_file() else "/")
+    if not sources:
+        raise HarError(f"no {pamap2.FILE_PATTERN} files found under {where}; pass the "
+                       "PAMAP2_Dataset folder, its Protocol folder, or the downloaded .zip")
+    if not include_optional:
+        sources = [s for s in sources if s.folder != pamap2.OPTIONAL_DIR]
+        if not sources:
+            raise HarError(f"{where} holds only Optional/ recordings; add --include-optional "
+                           "or pass the Protocol folder")
+    _check_unique(sources)
+    return sorted(sources, key=lambda s: (s.folder != pamap2.PROTOCOL_DIR, s.subject, s.name))
+
+
+def _folder_of(parent_name: str) -> str:
+    return pamap2.OPTIONAL_DIR if parent_name == pamap2.OPTIONAL_DIR else pamap2.PROTOCOL_DIR
+
+
+def _folder_sources(root: Path) -> List[Source]:
+    sources = []
+    for file in root.rglob(pamap2.FILE_PATTERN):
+        if not file.is_file() or any(p.startswith(".") for p in file.relative_to(root).parts):
+            continue
+        subject = _subject_or_error(file.name, str(file))
+        stat = file.stat()
+        sources.append(Source(
+            name=str(file), subject=subject, folder=_folder_of(file.parent.name),
+            size=stat.st_size, index_key=f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}",
+            read_bytes=file.read_bytes))
+    return sources
+
+
+def _zip_sources(zip_path: Path) -> List[Source]:
+    from data_prep.archive import find_zip_recordings
+
+    stat = zip_path.stat()
+    base = f"{zip_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return [
+        Source(name=rec.name, subject=_subject_or_error(rec.member, rec.name),
+               folder=_folder_of(rec.folder), size=rec.size,
+               index_key=f"{base}|{rec.member}|{rec.crc}", read_bytes=rec.read_bytes)
+        for rec in find_zip_recordings(zip_path, pamap2.FILE_PATTERN)
+    ]
+
+
+def _subject_or_error(filename: str, shown: str) -> int:
+    try:
+        return pamap2.subject_id(filename)
+    except ValueError:
+        raise HarError(f"{shown}: expected a name like subject101.dat; rename or remove "
+                       "the file") from None
+
+
+def _check_unique(sources: List[Source]) -> None:
+    seen = {}
+    for s in sources:
+        key = (s.folder, s.subject)
+        if key in seen:
+            raise HarError(f"subject {s.subject} appears twice ({seen[key]} and {s.name}); "
+                           "keep one copy of the data under PATH")
+        seen[key] = s.name

@@ -1,0 +1,171 @@
+"""The prepared folder: atomic write, validated load. The format is documented in
+docs/FORMAT.md; this module is its implementation."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+
+from data_prep.splits import SPLITS
+from har.errors import HarError
+
+FORMAT_NAME = "harkit.prepared"
+FORMAT_VERSION = 1
+
+
+@contextmanager
+def atomic_dir(out: Path, force: bool, option: str = "--force") -> Iterator[Path]:
+    """Yield a temp folder beside ``out``; on success it replaces ``out`` in one rename.
+
+    Refuses an existing ``out`` unless ``force``. On any error (or Ctrl-C) the temp folder is
+    removed and ``out`` is left as it was.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise HarError(f"{out} already exists; pass {option} to replace it or choose another "
+                       "--out")
+    if out.exists() and not out.is_dir():
+        raise HarError(f"{out} exists and is not a folder; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: Path, data) -> None:
+    """Write ``data`` as indented JSON, atomically (temp file + rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_split(folder: Path, split: str, x: np.ndarray, y: np.ndarray, subject: np.ndarray
+                ) -> None:
+    """``x_{split}.npy`` float32 [N, T, C], ``y_{split}.npy`` int64 [N],
+    ``subject_{split}.npy`` int64 [N]."""
+    np.save(folder / f"x_{split}.npy", np.ascontiguousarray(x, dtype=np.float32))
+    np.save(folder / f"y_{split}.npy", y.astype(np.int64))
+    np.save(folder / f"subject_{split}.npy", subject.astype(np.int64))
+
+
+@dataclass
+class Split:
+    """One split of a prepared folder."""
+
+    x: np.ndarray        # float32 [N, T, C]
+    y: np.ndarray        # int64 [N], labels 0..classes-1
+    subject: np.ndarray  # int64 [N]
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class PreparedData:
+    """A loaded prepared folder: ``meta`` (meta.json) and its splits."""
+
+    path: Path
+    meta: dict
+    splits: Dict[str, Split]
+
+    @property
+    def class_names(self) -> List[str]:
+        return [c["name"] for c in self.meta["classes"]]
+
+    @property
+    def channels(self) -> List[str]:
+        return list(self.meta["channels"])
+
+    @property
+    def window(self) -> int:
+        return int(self.meta["window"])
+
+    def __getitem__(self, split: str) -> Split:
+        if split not in self.splits:
+            raise HarError(f"{self.path} has no {split!r} split (it has "
+                           f"{', '.join(self.splits) or 'none'}); prepare it with "
+                           f"--{split}-subjects")
+        return self.splits[split]
+
+
+def load_prepared(path, mmap: bool = False) -> PreparedData:
+    """Load and validate a prepared folder; HarError says what is missing or inconsistent."""
+    path = Path(path)
+    hint = "run 'har prepare' to create it"
+    if not path.is_dir():
+        raise HarError(f"prepared folder {path} does not exist; {hint}")
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        raise HarError(f"{path} has no meta.json, so it is not a prepared folder; {hint}")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except ValueError as exc:
+        raise HarError(f"{meta_file} is not valid JSON ({exc}); prepare the folder again") from None
+    if meta.get("format") != FORMAT_NAME:
+        raise HarError(f"{meta_file} is not a harkit prepared-folder description; {hint}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise HarError(f"{meta_file} has format_version {meta.get('format_version')!r}, this "
+                       f"harkit reads {FORMAT_VERSION}; prepare the folder again")
+    channels, window = len(meta["channels"]), int(meta["window"])
+    classes = len(meta["classes"])
+    splits = {}
+    for split in SPLITS:
+        if split not in meta["splits"]:
+            continue
+        arrays = {}
+        for kind in ("x", "y", "subject"):
+            file = path / f"{kind}_{split}.npy"
+            if not file.is_file():
+                raise HarError(f"{path} lacks {file.name} (meta.json lists a {split} split); "
+                               "prepare the folder again")
+            try:
+                arrays[kind] = np.load(file, mmap_mode="r" if mmap else None)
+            except (OSError, ValueError) as exc:
+                raise HarError(f"{file} is unreadable ({exc}); prepare the folder again") from None
+        _check_split(path, split, arrays, window, channels, classes)
+        splits[split] = Split(arrays["x"], arrays["y"], arrays["subject"])
+    if not splits:
+        raise HarError(f"{path} holds no split; prepare the folder again")
+    return PreparedData(path, meta, splits)
+
+
+def _check_split(path: Path, split: str, arrays: dict, window: int, channels: int,
+                 classes: int) -> None:
+    x, y, subject = arrays["x"], arrays["y"], arrays["subject"]
+    problem: Optional[str] = None
+    if x.dtype != np.float32 or x.ndim != 3:
+        problem = f"x_{split}.npy is {x.dtype} {x.shape}, expected float32 [N, T, C]"
+    elif x.shape[1:] != (window, channels):
+        problem = (f"x_{split}.npy has windows of {x.shape[1:]} but meta.json says "
+                   f"({window}, {channels})")
+    elif y.shape != (x.shape[0],) or subject.shape != (x.shape[0],):
+        problem = f"y/subject_{split}.npy do not have one entry per window ({x.shape[0]})"
+    elif y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= classes)):
+        problem = f"y_{split}.npy holds labels outside 0..{classes - 1}"
+    if problem:
+        raise HarError(f"{path}: {problem}; prepare the folder again")

@@ -1,0 +1,338 @@
+"""`har prepare`: schema, windows, gap filling, splits, normalization, cache, atomic output."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep import load_prepare_config, load_prepared, pamap2, prepare, read
+from tests.conftest import activity_blocks, write_dat
+
+SMALL = ["--downsample", "1", "--window", "10", "--overlap", "0", "--no-normalize"]
+
+
+def _prep(src, out, **overrides):
+    base = {"out": str(out), "downsample": 1, "window": 10, "overlap": 0.0, "normalize": False,
+            "val_subjects": [], "test_subjects": []}
+    base.update(overrides)
+    return prepare(src, load_prepare_config(None, base))
+
+
+def _index_signal(n: int) -> np.ndarray:
+    """Every value of row i is i (so a window's rows can be recovered from its values)."""
+    return np.repeat(np.arange(n, dtype=np.float64)[:, None], pamap2.NUM_COLUMNS, axis=1)
+
+
+# --------------------------------------------------------------------------- schema
+def test_schema_has_54_columns_and_the_readme_channel_positions():
+    assert len(pamap2.COLUMNS) == 54
+    one_based = [pamap2.COLUMN_INDEX[c] + 1 for c in pamap2.imu_channels()]
+    assert one_based == list(range(5, 17)) + list(range(22, 34)) + list(range(39, 51))
+    assert pamap2.COLUMNS[:3] == ("timestamp", "activity_id", "heart_rate")
+    assert [pamap2.COLUMN_INDEX[f"{s}_temperature"] + 1 for s in pamap2.SENSORS] == [4, 21, 38]
+    assert not any("orientation" in c for c in pamap2.PARSED_COLUMNS)
+
+
+def test_first_row_is_data_and_labels_map_in_ascending_id_order(tmp_path):
+    ts, act = activity_blocks([(24, 30), (1, 20), (0, 7), (4, 40)])
+    rows = write_dat(tmp_path / "raw/Protocol/subject101.dat", ts, act)
+    meta = _prep(tmp_path / "raw", tmp_path / "out")
+    data = load_prepared(tmp_path / "out")
+    train = data["train"]
+    assert [c["activity_id"] for c in meta["classes"]] == list(pamap2.PROTOCOL_ACTIVITIES)
+    assert meta["classes"][11] == {"label": 11, "activity_id": 24, "name": "rope jumping"}
+    assert list(train.y) == [11] * 3 + [0] * 2 + [3] * 4
+    cols = [pamap2.COLUMN_INDEX[c] for c in pamap2.imu_channels()]
+    np.testing.assert_allclose(train.x[0], rows[:10, cols], rtol=1e-6)   # row 1 is not a header
+    assert train.x.dtype == np.float32 and train.x.shape == (9, 10, 36)
+    assert meta["dropped"]["rows_transient"] == 7
+
+
+def test_windows_never_cross_an_activity_change_or_a_timestamp_gap(tmp_path):
+    ts, act = activity_blocks([(1, 35), (2, 26), (1, 50)])
+    ts[70:] += 3.0                                 # a 3 s gap inside the last activity
+    write_dat(tmp_path / "raw/Protocol/subject101.dat", ts, act, signal=_index_signal(ts.size))
+    _prep(tmp_path / "raw", tmp_path / "out", window=8, overlap=0.5)
+    x = load_prepared(tmp_path / "out")["train"].x[:, :, 0]          # row index of each step
+    assert len(x) > 0
+    assert np.all(np.diff(x, axis=1) == 1)                          # consecutive rows only
+    for w in x.astype(int):
+        assert len({int(act[i]) for i in w}) == 1                   # one activity
+        assert w[-1] < 70 or w[0] >= 70                              # one side of the gap
+    starts = set(x[:, 0].astype(int))
+    assert {0, 4, 8, 35, 61, 70}.issubset(starts)
+
+
+def test_gap_filling_interpolates_holds_heart_rate_and_drops_edge_nan(tmp_path):
+    n = 60
+    sig = _index_signal(n)
+    hand_x = pamap2.COLUMN_INDEX["hand_acc16_x"]
+    sig[20:25, hand_x] = np.nan                    # interior dropout: interpolated
+    sig[:3, pamap2.COLUMN_INDEX["ankle_gyro_z"]] = np.nan   # leading dropout: not extrapolated
+    sig[:, 2] = np.nan
+    sig[5::10, 2] = 100 + np.arange(6)             # heart rate every 10 rows
+    ts, act = activity_blocks([(1, n)])
+    write_dat(tmp_path / "raw/Protocol/subject101.dat", ts, act, signal=sig)
+    meta = _prep(tmp_path / "raw", tmp_path / "out", heart_rate=True)
+    data = load_prepared(tmp_path / "out")
+    x = data["train"].x
+    assert meta["dropped"]["windows_with_missing_values"]["train"] == 1   # window 0 (rows 0-9)
+    assert len(x) == 5                                                     # rows 10..59
+    hand = data.channels.index("hand_acc16_x")
+    np.testing.assert_allclose(x[1, :, hand], np.arange(20, 30))          # 20..24 interpolated
+    hr = x[:, :, data.channels.index("heart_rate")].ravel()
+    expect = 100 + (np.arange(10, 60) - 5) // 10
+    np.testing.assert_allclose(hr, expect)
+    assert not np.isnan(x).any()
+
+
+# --------------------------------------------------------------------------- splits, normalization
+def _three_subjects(root: Path, scale_103: float = 1.0):
+    for i, subject in enumerate((101, 102, 103)):
+        ts, act = activity_blocks([(1, 100), (0, 10), (5, 100)])
+        rng = np.random.default_rng(subject)
+        sig = rng.normal(loc=i, scale=1 + i, size=(ts.size, 54))
+        if subject == 103:
+            sig *= scale_103
+        write_dat(root / f"Protocol/subject{subject}.dat", ts, act, signal=sig.round(5))
+
+
+def test_subject_splits_and_train_only_normalization(tmp_path):
+    _three_subjects(tmp_path / "raw")
+    raw_meta = _prep(tmp_path / "raw", tmp_path / "plain", val_subjects=[102],
+                     test_subjects=[103])
+    plain = load_prepared(tmp_path / "plain")
+    assert {s: raw_meta["splits"][s]["subjects"] for s in plain.splits} == {
+        "train": [101], "val": [102], "test": [103]}
+    for split, subject in (("train", 101), ("val", 102), ("test", 103)):
+        assert set(plain[split].subject) == {subject}
+    meta = _prep(tmp_path / "raw", tmp_path / "norm", val_subjects=[102], test_subjects=[103],
+                 normalize=True)
+    flat = plain["train"].x.reshape(-1, 36).astype(np.float64)
+    np.testing.assert_allclose(meta["normalization"]["mean"], flat.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(meta["normalization"]["std"], flat.std(0), rtol=1e-5)
+    norm = load_prepared(tmp_path / "norm")
+    expect = (plain["test"].x - flat.mean(0)) / flat.std(0)
+    np.testing.assert_allclose(norm["test"].x, expect, rtol=1e-4, atol=1e-4)
+    # statistics do not move when the held-out subjects change
+    _three_subjects(tmp_path / "raw2", scale_103=10.0)
+    meta2 = _prep(tmp_path / "raw2", tmp_path / "norm2", val_subjects=[102],
+                  test_subjects=[103], normalize=True)
+    assert meta2["normalization"]["mean"] == meta["normalization"]["mean"]
+
+
+def test_include_optional_adds_six_classes(tmp_path):
+    ts, act = activity_blocks([(1, 30)])
+    write_dat(tmp_path / "raw/PAMAP2_Dataset/Protocol/subject101.dat", ts, act)
+    ts, act = activity_blocks([(9, 30), (20, 30)])
+    write_dat(tmp_path / "raw/PAMAP2_Dataset/Optional/subject101.dat", ts, act)
+    meta = _prep(tmp_path / "raw", tmp_path / "p")
+    assert len(meta["classes"]) == 12 and meta["splits"]["train"]["windows"] == 3
+    meta = _prep(tmp_path / "raw", tmp_path / "o", include_optional=True)
+    ids = [c["activity_id"] for c in meta["classes"]]
+    assert len(ids) == 18 and ids == sorted(ids) and {9, 10, 11, 18, 19, 20} <= set(ids)
+    y = load_prepared(tmp_path / "o")["train"].y
+    assert sorted(set(y.tolist())) == [0, ids.index(9), ids.index(20)]
+
+
+def test_channel_selection_and_extra_channels(tmp_path):
+    ts, act = activity_blocks([(1, 30)])
+    write_dat(tmp_path / "raw/subject101.dat", ts, act)
+    meta = _prep(tmp_path / "raw", tmp_path / "o", sensors=["ankle", "hand"],
+                 modalities=["gyro"], heart_rate=True, temperature=True)
+    assert meta["channels"] == ["hand_gyro_x", "hand_gyro_y", "hand_gyro_z", "ankle_gyro_x",
+                                "ankle_gyro_y", "ankle_gyro_z", "heart_rate",
+                                "hand_temperature", "ankle_temperature"]
+    assert load_prepared(tmp_path / "o")["train"].x.shape[2] == 9
+
+
+# --------------------------------------------------------------------------- the CLI end to end
+def test_cli_prepare_prints_a_class_table_and_writes_meta(tmp_path, run_cli):
+    _three_subjects(tmp_path / "raw")
+    code, out, err = run_cli("prepare", tmp_path / "raw", "--out", tmp_path / "out", *SMALL,
+                             "--val-subjects", "102", "--test-subjects", "none")
+    assert code == 0, err
+    assert "lying" in out and "running" in out and "train" in out and "val" in out
+    meta = json.loads((tmp_path / "out/meta.json").read_text())
+    assert set(meta["splits"]) == {"train", "val"}
+    assert meta["options"]["window"] == 10 and meta["stride"] == 10
+    assert meta["sample_rate_hz"] == 100.0
+    src = {s["subject"]: s for s in meta["sources"]}
+    assert src[101]["size"] == (tmp_path / "raw/Protocol/subject101.dat").stat().st_size
+    import hashlib
+    assert src[101]["sha256"] == hashlib.sha256(
+        (tmp_path / "raw/Protocol/subject101.dat").read_bytes()).hexdigest()
+
+
+def test_existing_out_needs_force_and_a_failed_run_leaves_nothing(tmp_path, run_cli,
+                                                                  monkeypatch):
+    _three_subjects(tmp_path / "raw")
+    args = ["prepare", tmp_path / "raw", "--out", tmp_path / "out", *SMALL,
+            "--val-subjects", "none", "--test-subjects", "none"]
+    assert run_cli(*args)[0] == 0
+    code, _, err = run_cli(*args)
+    assert code == 2 and "--force" in err
+    before = (tmp_path / "out/meta.json").read_text()
+
+    from data_prep import store
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "write_split", boom)
+    prepare_force = load_prepare_config(None, {"out": str(tmp_path / "out"), "window": 10,
+                                               "downsample": 1, "val_subjects": [],
+                                               "test_subjects": []})
+    with pytest.raises(KeyboardInterrupt):
+        prepare(tmp_path / "raw", prepare_force, force=True)
+    assert (tmp_path / "out/meta.json").read_text() == before     # old folder untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out", "raw"]  # no temp dirs
+    monkeypatch.undo()
+    monkeypatch.setenv("HARKIT_CACHE", str(tmp_path / "cache"))
+    assert run_cli(*args, "--force", "--window", "20")[0] == 0
+    assert json.loads((tmp_path / "out/meta.json").read_text())["window"] == 20
+
+
+# --------------------------------------------------------------------------- cache
+def test_cache_skips_parsing_and_notices_a_changed_file(tmp_path, monkeypatch):
+    _three_subjects(tmp_path / "raw")
+    calls = []
+    real = read.parse_bytes
+    monkeypatch.setattr(read, "parse_bytes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = _prep(tmp_path / "raw", tmp_path / "a")
+    assert len(calls) == 3
+    second = _prep(tmp_path / "raw", tmp_path / "b", window=20)      # other window: no parse
+    assert len(calls) == 3
+    assert second["sources"] == first["sources"]
+    f = tmp_path / "raw/Protocol/subject102.dat"
+    text = f.read_text().splitlines(keepends=True)
+    f.write_text("".join(text[:-5]))                                 # the file changes
+    third = _prep(tmp_path / "raw", tmp_path / "c")
+    assert len(calls) == 4                                           # only that file again
+    assert {s["subject"]: s["rows"] for s in third["sources"]}[102] == 205
+    np.testing.assert_array_equal(load_prepared(tmp_path / "a")["train"].x[:5],
+                                  load_prepared(tmp_path / "c")["train"].x[:5])
+
+
+def test_no_cache_option_parses_without_writing(tmp_path, run_cli):
+    _three_subjects(tmp_path / "raw")
+    code, _, err = run_cli("prepare", tmp_path / "raw", "--out", tmp_path / "o", *SMALL,
+                           "--val-subjects", "none", "--test-subjects", "none", "--no-cache")
+    assert code == 0, err
+    assert not (tmp_path / "cache").exists()
+
+
+# --------------------------------------------------------------------------- zip input
+def _zip_folder(folder: Path, zip_path: Path, prefix: str = "") -> None:
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                zf.write(f, prefix + str(f.relative_to(folder)))
+
+
+def test_zip_and_nested_zip_give_the_same_windows_as_the_folder(tmp_path):
+    _three_subjects(tmp_path / "raw/PAMAP2_Dataset")
+    _prep(tmp_path / "raw", tmp_path / "from_dir")
+    _zip_folder(tmp_path / "raw", tmp_path / "flat.zip")
+    _zip_folder(tmp_path / "raw", tmp_path / "PAMAP2_Dataset.zip")
+    with zipfile.ZipFile(tmp_path / "outer.zip", "w") as zf:
+        zf.write(tmp_path / "PAMAP2_Dataset.zip", "PAMAP2_Dataset.zip")
+        zf.writestr("readme.txt", "not data")
+    want = load_prepared(tmp_path / "from_dir")["train"]
+    for name in ("flat.zip", "outer.zip"):
+        meta = _prep(tmp_path / name, tmp_path / f"from_{name}")
+        got = load_prepared(tmp_path / f"from_{name}")["train"]
+        np.testing.assert_array_equal(got.x, want.x)
+        np.testing.assert_array_equal(got.y, want.y)
+        assert all(".zip!" in s["file"] for s in meta["sources"])
+
+
+# --------------------------------------------------------------------------- bad input
+def _bad_line_file(root: Path, mutate) -> Path:
+    ts, act = activity_blocks([(1, 40)])
+    f = root / "Protocol/subject101.dat"
+    write_dat(f, ts, act)
+    lines = f.read_text().splitlines(keepends=True)
+    f.write_text("".join(mutate(lines)))
+    return f
+
+
+@pytest.mark.parametrize("mutate, expect", [
+    (lambda ls: ls[:6] + [" ".join(ls[6].split()[:53]) + "\n"] + ls[7:], "line 7: 53 columns"),
+    (lambda ls: ls[:3] + [ls[3].replace(ls[3].split()[7], "abc", 1)] + ls[4:],
+     "line 4, column 8"),
+    (lambda ls: ls[:-1] + [" ".join(ls[-1].split()[:20])], "line 40: truncated last line"),
+    (lambda ls: [], "is empty"),
+    (lambda ls: ls[:2] + [ls[2].replace(ls[2].split()[1], "99", 1)] + ls[3:], "line 3: activityID"),
+])
+def test_malformed_files_name_the_file_and_line(tmp_path, run_cli, mutate, expect):
+    f = _bad_line_file(tmp_path / "raw", mutate)
+    code, out, err = run_cli("prepare", tmp_path / "raw", "--out", tmp_path / "o", *SMALL,
+                             "--val-subjects", "none", "--test-subjects", "none")
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(f) in err and expect in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--window", "500"], "--window 500 is longer than every activity run"),
+    (["--overlap", "1"], "--overlap must be in [0, 1)"),
+    (["--overlap", "-0.1"], "--overlap must be in [0, 1)"),
+    (["--val-subjects", "107"], "--val-subjects: subject(s) 107 not in the data"),
+    (["--test-subjects", "999"], "--test-subjects: subject(s) 999 not in the data"),
+    (["--val-subjects", "102", "--test-subjects", "102"], "in both --val-subjects"),
+    (["--val-subjects", "101,102", "--test-subjects", "103"], "the train split is empty"),
+    (["--sensors", "hand,wrist"], "--sensors: unknown 'wrist'"),
+    (["--modalities", "acc"], "--modalities: unknown 'acc'"),
+    (["--window", "0"], "--window must be an integer >= 2"),
+    (["--downsample", "0"], "--downsample must be an integer >= 1"),
+    (["--config", "nope.toml"], "--config: nope.toml does not exist"),
+])
+def test_bad_options_get_one_line_and_exit_2(tmp_path, run_cli, args, expect):
+    _three_subjects(tmp_path / "raw")
+    base = ["--downsample", "1", "--window", "10", "--val-subjects", "none",
+            "--test-subjects", "none"]
+    code, out, err = run_cli("prepare", tmp_path / "raw", "--out", tmp_path / "o", *base, *args)
+    assert code == 2, err
+    assert err.count("\n") == 1 and expect in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_path_and_folder_without_recordings(tmp_path, run_cli):
+    code, _, err = run_cli("prepare", tmp_path / "nope", "--out", tmp_path / "o")
+    assert code == 2 and "does not exist" in err and err.count("\n") == 1
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/notes.txt").write_text("hi")
+    code, _, err = run_cli("prepare", tmp_path / "empty", "--out", tmp_path / "o")
+    assert code == 2 and "no subject*.dat files found" in err
+    code, _, err = run_cli("prepare", tmp_path / "empty/notes.txt", "--out", tmp_path / "o")
+    assert code == 2 and "not a .zip" in err
+
+
+def test_corrupt_zip_is_refused(tmp_path, run_cli):
+    _three_subjects(tmp_path / "raw")
+    _zip_folder(tmp_path / "raw", tmp_path / "data.zip")
+    blob = (tmp_path / "data.zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(blob[: len(blob) // 2])
+    code, _, err = run_cli("prepare", tmp_path / "cut.zip", "--out", tmp_path / "o")
+    assert code == 2 and "cut.zip" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_load_prepared_names_what_is_missing(tmp_path):
+    from har.errors import HarError
+
+    _three_subjects(tmp_path / "raw")
+    _prep(tmp_path / "raw", tmp_path / "out", val_subjects=[102])
+    (tmp_path / "out/y_val.npy").unlink()
+    with pytest.raises(HarError, match="lacks y_val.npy"):
+        load_prepared(tmp_path / "out")
+    with pytest.raises(HarError, match="has no meta.json"):
+        load_prepared(tmp_path / "raw")
+    with pytest.raises(HarError, match="does not exist"):
+        load_prepared(tmp_path / "nothing")
