@@ -163,6 +163,7 @@ def parse_bytes(data: bytes, source: Source, sha: str = "") -> Recording:
     types["timestamp"] = pa.float64()
     types["activity_id"] = pa.float64()      # validated below, then cast
     try:
+        # null_values=[]: the float parser reads "NaN" as NaN itself, so no null handling.
         table = pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(column_names=list(pamap2.COLUMNS),
@@ -170,27 +171,37 @@ def parse_bytes(data: bytes, source: Source, sha: str = "") -> Recording:
             parse_options=pacsv.ParseOptions(delimiter=" "),
             convert_options=pacsv.ConvertOptions(
                 include_columns=list(pamap2.PARSED_COLUMNS), column_types=types,
-                null_values=["NaN", "nan"], strings_can_be_null=False),
+                null_values=[], strings_can_be_null=False),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise _locate_error(data, source) or HarError(
             f"{source.name}: not PAMAP2 text ({str(exc).splitlines()[0]}); re-download it"
         ) from None
-    timestamp = _column(table, "timestamp", np.float64)
-    activity = _column(table, "activity_id", np.float64)
-    signals = np.empty((table.num_rows, len(pamap2.SIGNAL_COLUMNS)), dtype=np.float32)
+    timestamp = _column(table, "timestamp")
+    activity = _column(table, "activity_id")
+    # Column-major [n, 40]: each parsed column is copied in contiguously, and the later
+    # per-channel work (gap filling, channel selection) reads contiguous memory.
+    signals = np.empty((len(pamap2.SIGNAL_COLUMNS), table.num_rows), dtype=np.float32).T
     for j, name in enumerate(pamap2.SIGNAL_COLUMNS):
-        signals[:, j] = _column(table, name, np.float32)
+        _column(table, name, out=signals[:, j])
     _check_values(timestamp, activity, source)
     windows.fill_gaps(timestamp, signals, [pamap2.SIGNAL_COLUMNS.index("heart_rate")],
                       pamap2.SAMPLE_RATE_HZ)
     return Recording(source, sha, timestamp, activity.astype(np.int16), signals)
 
 
-def _column(table, name: str, dtype) -> np.ndarray:
-    col = table.column(name)
-    out = col.to_numpy() if col.null_count == 0 else col.fill_null(np.nan).to_numpy()
-    return out.astype(dtype, copy=False)
+def _column(table, name: str, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """One column as a numpy array (copied into ``out`` when given), chunk by chunk."""
+    chunks = table.column(name).chunks
+    if out is None:
+        return np.concatenate([c.to_numpy() for c in chunks]) if len(chunks) != 1 \
+            else chunks[0].to_numpy()
+    pos = 0
+    for c in chunks:
+        values = c.to_numpy()
+        out[pos:pos + values.size] = values
+        pos += values.size
+    return out
 
 
 def _check_values(timestamp: np.ndarray, activity: np.ndarray, source: Source) -> None:
