@@ -1,0 +1,294 @@
+"""``har download pamap2 DEST``: fetch the PAMAP2 archive, verify it, extract it safely.
+
+After a successful run DEST holds::
+
+    DEST/<archive>.zip        the archive as downloaded (``har prepare DEST/<archive>.zip`` works)
+    DEST/PAMAP2_Dataset/      Protocol/subject101.dat ... (and Optional/, readme.pdf, ...)
+    DEST/manifest.json        url, archive name, size, sha256, time, harkit version
+
+Nothing is half-written: the download streams into ``<archive>.zip.partial`` and extraction
+happens in a hidden folder in DEST; both are renamed into place only when everything checked
+out, and removed on any failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from data_prep import pamap2
+from data_prep.archive import ArchiveError, safe_extract
+from har import __version__
+from har.errors import HarError
+from har.progress import progress_bar
+
+DEFAULT_URL = ("https://archive.ics.uci.edu/static/public/231/"
+               "pamap2+physical+activity+monitoring.zip")
+MANIFEST = "manifest.json"
+FALLBACK_ARCHIVE = "pamap2.zip"
+CHUNK_BYTES = 1 << 20
+_MIRROR_HINT = "pass --url with a mirror"
+
+
+def download_pamap2(dest, *, url: Optional[str] = None, force: bool = False,
+                    progress: bool = False, timeout_s: float = 60) -> dict:
+    """Download the PAMAP2 archive from ``url`` (default :data:`DEFAULT_URL`) into ``dest``.
+
+    Streams the archive (following redirects) while computing its size and sha256, checks the
+    size against Content-Length, tests and extracts it with
+    :func:`data_prep.archive.safe_extract` (nested zips included) and leaves
+    ``dest/PAMAP2_Dataset/`` -- also when the archive holds ``Protocol/`` without that folder.
+    The archive itself is kept in ``dest`` so ``har prepare dest/<archive>.zip`` works too.
+
+    If ``dest/PAMAP2_Dataset`` and ``dest/manifest.json`` already exist this does nothing and
+    returns the manifest, unless ``force``. ``progress`` draws a bar on stderr (TTY only).
+
+    Returns the manifest: ``url``, ``archive`` (file name), ``size`` (archive bytes),
+    ``sha256``, ``downloaded_at`` (UTC ISO time), ``harkit_version``, ``recordings`` (number of
+    subject files), plus ``dataset_dir`` and ``archive_path`` as paths under ``dest`` (the
+    file on disk stores them relative to ``dest``). Raises :class:`HarError` (one line) for an
+    unreachable URL, an HTTP error, a truncated download, a file that is not a zip, a corrupt
+    zip, a member escaping the destination, or an archive without ``subject*.dat`` files.
+    """
+    dest = Path(dest)
+    url = _as_url(url or DEFAULT_URL)
+    if dest.exists() and not dest.is_dir():
+        raise HarError(f"{dest} is a file; pass a folder to download into")
+    if not force:
+        existing = _existing(dest)
+        if existing is not None:
+            return existing
+    dest.mkdir(parents=True, exist_ok=True)
+    name = _archive_name(url)
+    partial = dest / f"{name}.partial"
+    staging = dest / f".{pamap2.DATASET_DIR}.{os.getpid()}.extracting"
+    try:
+        fetched = _fetch(url, partial, label=name, timeout_s=timeout_s, progress=progress)
+        _check_zip_signature(partial, url, fetched["content_type"])
+        try:
+            safe_extract(partial, staging)
+        except ArchiveError as exc:
+            raise HarError(f"the archive from {url} {exc.problem}; try again or "
+                           f"{_MIRROR_HINT}") from None
+        root, recordings = _dataset_root(staging, url)
+        (dest / MANIFEST).unlink(missing_ok=True)   # an interrupted --force leaves no stale one
+        _swap_into_place(root, dest / pamap2.DATASET_DIR)
+        os.replace(partial, dest / name)
+        manifest = {
+            "dataset": "pamap2", "url": url, "final_url": fetched["final_url"],
+            "archive": name, "size": fetched["size"], "sha256": fetched["sha256"],
+            "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "harkit_version": __version__, "dataset_dir": pamap2.DATASET_DIR,
+            "recordings": recordings,
+        }
+        _write_json_atomic(dest / MANIFEST, manifest)
+    finally:
+        partial.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return _with_paths(manifest, dest)
+
+
+# --------------------------------------------------------------------------- steps
+def _existing(dest: Path) -> Optional[dict]:
+    """The manifest of a finished earlier download into ``dest``, or None."""
+    dataset, manifest = dest / pamap2.DATASET_DIR, dest / MANIFEST
+    if not dataset.exists():
+        return None
+    if not manifest.is_file():
+        raise HarError(f"{dataset} already exists but {manifest} does not (not written by "
+                       "'har download'); pass --force to replace it, or choose another DEST")
+    try:
+        return _with_paths(json.loads(manifest.read_text()), dest)
+    except (ValueError, OSError) as exc:
+        raise HarError(f"{manifest} is unreadable ({exc}); pass --force to download "
+                       "again") from None
+
+
+def _fetch(url: str, out: Path, *, label: str, timeout_s: float, progress: bool) -> dict:
+    """Stream ``url`` into ``out``; return size, sha256, final URL and Content-Type."""
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": f"harkit/{__version__}"})
+        response = urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise HarError(f"could not download {url}: HTTP {exc.code} {exc.reason}; check the "
+                       f"URL or {_MIRROR_HINT}") from None
+    except urllib.error.URLError as exc:
+        raise HarError(f"could not reach {url} ({exc.reason}); check the connection or "
+                       f"{_MIRROR_HINT}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise HarError(f"could not download {url} ({_one_line(exc)}); try again or "
+                       f"{_MIRROR_HINT}") from None
+    except ValueError as exc:
+        raise HarError(f"--url: {url!r} is neither a URL nor an existing file") from None
+
+    length = response.headers.get("Content-Length", "")
+    expected = int(length) if length.strip().isdigit() else None
+    digest, size = hashlib.sha256(), 0
+    with response, open(out, "wb") as fh, _progress(expected, label, progress) as bar:
+        while True:
+            try:
+                chunk = response.read(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as exc:
+                raise HarError(f"download of {url} was interrupted after {size:,} bytes "
+                               f"({_one_line(exc)}); try again") from None
+            if not chunk:
+                break
+            try:
+                fh.write(chunk)
+            except OSError as exc:
+                raise HarError(f"could not write {out}: {exc.strerror}; free some space or "
+                               "choose another DEST") from None
+            digest.update(chunk)
+            size += len(chunk)
+            bar.update(len(chunk))
+    if expected is not None and size != expected:
+        raise HarError(f"download of {url} is truncated: got {size:,} of {expected:,} bytes; "
+                       "try again")
+    return {"size": size, "sha256": digest.hexdigest(), "final_url": response.geturl(),
+            "content_type": response.headers.get("Content-Type", "unknown")}
+
+
+def _check_zip_signature(path: Path, url: str, content_type: str) -> None:
+    """A clear message for the usual wrong answer: an HTML page instead of the archive."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] != b"PK":
+        raise HarError(f"{url} did not return a zip archive (Content-Type {content_type}, "
+                       f"starts with {head!r}); check the URL or {_MIRROR_HINT}")
+    if not zipfile.is_zipfile(path):
+        raise HarError(f"the archive from {url} is corrupt or truncated (no zip directory); "
+                       f"try again or {_MIRROR_HINT}")
+
+
+def _dataset_root(staging: Path, url: str):
+    """The folder under ``staging`` to become ``DEST/PAMAP2_Dataset``, and its file count.
+
+    Preference: a ``PAMAP2_Dataset`` folder; else the parent of ``Protocol/``/``Optional/``;
+    else bare ``subject*.dat`` files are moved into a new ``Protocol/``.
+    """
+    files = sorted(p.relative_to(staging) for p in staging.rglob(pamap2.FILE_PATTERN)
+                   if p.is_file())
+    if not files:
+        raise HarError(f"the archive from {url} holds no {pamap2.FILE_PATTERN} files (is it "
+                       f"the PAMAP2 data set?); {_MIRROR_HINT}")
+    depth = lambda p: len(p.parts)  # noqa: E731
+    named = [a for f in files for a in f.parents if a.name == pamap2.DATASET_DIR]
+    if named:
+        root = min(named, key=depth)
+    else:
+        folders = [f.parent.parent for f in files
+                   if f.parent.name in (pamap2.PROTOCOL_DIR, pamap2.OPTIONAL_DIR)]
+        root = min(folders, key=depth) if folders else None
+    if root is not None:
+        root = staging / root
+        return root, sum(1 for _ in root.rglob(pamap2.FILE_PATTERN))
+    loose = min((f.parent for f in files), key=depth)
+    root = staging / f".{pamap2.DATASET_DIR}"
+    (root / pamap2.PROTOCOL_DIR).mkdir(parents=True)
+    moved = [f for f in files if f.parent == loose]
+    for f in moved:
+        os.replace(staging / f, root / pamap2.PROTOCOL_DIR / f.name)
+    return root, len(moved)
+
+
+def _swap_into_place(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an existing ``target`` is replaced only once that works."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_url(url: str) -> str:
+    """``--url`` may also name a local file (an archive fetched by hand): make it a file URL."""
+    local = Path(url).expanduser()
+    if "://" not in url and local.is_file():
+        return local.resolve().as_uri()
+    return url
+
+
+def _archive_name(url: str) -> str:
+    """The archive's file name from the URL path, or ``pamap2.zip`` if it is not a plain one."""
+    base = urllib.parse.unquote(urllib.parse.urlsplit(url).path).rsplit("/", 1)[-1]
+    ok = re.fullmatch(r"[\w+.-]+\.zip", base, flags=re.ASCII) and not base.startswith(".")
+    return base if ok else FALLBACK_ARCHIVE
+
+
+def _with_paths(manifest: dict, dest: Path) -> dict:
+    out = dict(manifest)
+    out["dataset_dir"] = str(dest / manifest.get("dataset_dir", pamap2.DATASET_DIR))
+    if "archive" in manifest:
+        out["archive_path"] = str(dest / manifest["archive"])
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _progress(total: Optional[int], label: str, enabled: bool):
+    """A byte progress bar (Content-Length known) or a running byte counter, on stderr."""
+    if total:
+        return progress_bar(length=total, label=f"downloading {label}", enabled=enabled)
+    return _ByteCounter(f"downloading {label}", enabled and sys.stderr.isatty())
+
+
+class _ByteCounter:
+    """``downloading x.zip: 12.3 MB`` redrawn at most 5 times a second (TTY only)."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.label, self.enabled, self.bytes, self._drawn = label, enabled, 0, 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._draw()
+            sys.stderr.write("\n")
+
+    def update(self, n: int) -> None:
+        self.bytes += n
+        if self.enabled and time.monotonic() - self._drawn > 0.2:
+            self._draw()
+
+    def _draw(self) -> None:
+        sys.stderr.write(f"\r{self.label}: {self.bytes / 1e6:.1f} MB")
+        sys.stderr.flush()
+        self._drawn = time.monotonic()
