@@ -93,6 +93,14 @@ TRANSIENT_ID = 0
 PROTOCOL_ACTIVITIES: Tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 12, 13, 16, 17, 24)
 OPTIONAL_ACTIVITIES: Tuple[int, ...] = (9, 10, 11, 18, 19, 20)
 
+#: Rows per subject in the real Protocol folder (2,872,533 in all, ~1.3 GB of text).
+PROTOCOL_ROWS: Dict[int, int] = {
+    101: 376_417, 102: 447_000, 103: 252_833, 104: 329_576, 105: 374_783,
+    106: 361_817, 107: 313_599, 108: 408_031, 109: 8_477,
+}
+#: Subjects that have a recording in the real Optional folder.
+OPTIONAL_SUBJECTS: Tuple[int, ...] = (101, 105, 106, 108, 109)
+
 
 def channel_name(sensor: str, modality: str, axis: str) -> str:
     """Column name of one IMU channel, e.g. ``hand_acc16_x``."""
