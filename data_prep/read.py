@@ -166,8 +166,7 @@ def parse_bytes(data: bytes, source: Source, sha: str = "") -> Recording:
         # null_values=[]: the float parser reads "NaN" as NaN itself, so no null handling.
         table = pacsv.read_csv(
             pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(column_names=list(pamap2.COLUMNS),
-                                           block_size=1 << 23),
+            read_options=pacsv.ReadOptions(column_names=list(pamap2.COLUMNS)),
             parse_options=pacsv.ParseOptions(delimiter=" "),
             convert_options=pacsv.ConvertOptions(
                 include_columns=list(pamap2.PARSED_COLUMNS), column_types=types,

@@ -55,43 +55,34 @@ def runs(activity: np.ndarray, seg: Tuple[int, int], keep_ids: Sequence[int]) ->
             yield Run(start + int(a), start + int(b), label)
 
 
-def fill_linear(values: np.ndarray) -> None:
-    """Linearly interpolate NaNs along axis 0 of ``values [n, c]`` in place.
+def fill_linear(column: np.ndarray) -> None:
+    """Linearly interpolate the NaNs of one equally spaced ``column [n]`` in place.
 
     Rows are equally spaced (one segment), so interpolation by index is interpolation in time.
     Leading and trailing NaNs stay NaN: nothing is extrapolated.
     """
-    nan = np.isnan(values)
-    if not nan.any():
+    missing = np.isnan(column)
+    if not missing.any():
         return
-    index = np.arange(values.shape[0])
-    for j in np.flatnonzero(nan.any(axis=0)):
-        missing = nan[:, j]
-        known = ~missing
-        if not known.any():
-            continue
-        first, last = np.flatnonzero(known)[[0, -1]]
-        inner = missing.copy()
-        inner[:first] = False
-        inner[last + 1:] = False
-        values[inner, j] = np.interp(index[inner], index[known], values[known, j])
+    known = np.flatnonzero(~missing)
+    if known.size == 0:
+        return
+    inner = np.flatnonzero(missing[known[0]:known[-1] + 1]) + known[0]
+    column[inner] = np.interp(inner, known, column[known])
 
 
-def fill_hold(values: np.ndarray) -> None:
-    """Hold the last reading forward (and the first reading backward) along axis 0, in place.
+def fill_hold(column: np.ndarray) -> None:
+    """Hold the last reading of ``column [n]`` forward (the first one backward), in place.
 
     Heart rate is sampled at ~9 Hz and written NaN between readings; holding is the honest fill.
     """
-    for j in range(values.shape[1]):
-        col = values[:, j]
-        known = ~np.isnan(col)
-        if known.all() or not known.any():
-            continue
-        idx = np.where(known, np.arange(col.size), 0)
-        np.maximum.accumulate(idx, out=idx)
-        first = int(np.flatnonzero(known)[0])
-        idx[:first] = first
-        values[:, j] = col[idx]
+    known = ~np.isnan(column)
+    if known.all() or not known.any():
+        return
+    idx = np.where(known, np.arange(column.size), 0)
+    np.maximum.accumulate(idx, out=idx)
+    idx[:int(np.argmax(known))] = int(np.argmax(known))
+    column[:] = column[idx]
 
 
 def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequence[int],
@@ -99,18 +90,11 @@ def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequen
     """Fill missing values of ``signals [n, c]`` in place, segment by segment: linear
     interpolation along time, except ``hold_columns`` (heart rate), whose readings are held.
     Nothing crosses a timestamp gap, and nothing is extrapolated past a segment's edges except
-    held readings."""
-    hold = list(hold_columns)
-    linear = [j for j in range(signals.shape[1]) if j not in hold]
+    held readings. Column-major ``signals`` make every column a contiguous view."""
+    hold = set(hold_columns)
     for a, b in segments(timestamp_s, rate_hz):
-        part = signals[a:b]
-        if hold:
-            block = part[:, hold]
-            fill_hold(block)
-            part[:, hold] = block
-        block = part[:, linear]
-        fill_linear(block)
-        part[:, linear] = block
+        for j in range(signals.shape[1]):
+            (fill_hold if j in hold else fill_linear)(signals[a:b, j])
 
 
 def downsample(values: np.ndarray, factor: int, antialias: bool) -> np.ndarray:
