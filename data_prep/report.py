@@ -26,11 +26,12 @@ def format_class_table(meta: dict) -> str:
                                               for s in splits]
             for c in meta["classes"]]
     rows.append(["", "total"] + [meta["splits"][s]["windows"] for s in splits])
-    rows.append(["", "subjects"] + [",".join(map(str, meta["splits"][s]["subjects"]))
-                                    for s in splits])
     dropped = meta["dropped"]
     nan = sum(dropped["windows_with_missing_values"].values())
-    notes = (f"{len(meta['channels'])} channels at {meta['sample_rate_hz']:.1f} Hz, window "
+    subjects = "; ".join(f"{s} {','.join(map(str, meta['splits'][s]['subjects']))}"
+                         for s in splits)
+    notes = (f"subjects: {subjects}\n"
+             f"{len(meta['channels'])} channels at {meta['sample_rate_hz']:.1f} Hz, window "
              f"{meta['window']} steps ({meta['window_s']:.2f} s), stride {meta['stride']}; dropped "
              f"{nan} windows with missing values, {dropped['runs_shorter_than_window']} runs "
              "shorter than a window")
