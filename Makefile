@@ -19,10 +19,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# The main job on an embedded default: a synthetic PAMAP2-format sample -> prepared windows.
+# The main job on an embedded default: a synthetic PAMAP2-format sample -> prepared windows
+# -> a ResNet trained for two epochs (per-epoch F1 and single-window latency).
 demo: venv
 	$(BIN)/har synth pamap2 $(DEMO)/raw --seconds-per-activity 40 --seed 0 --force
 	$(BIN)/har prepare $(DEMO)/raw --out $(DEMO)/prepared --cache-dir $(DEMO)/cache --force
+	rm -rf $(DEMO)/run
+	$(BIN)/har train --data $(DEMO)/prepared --model resnet --epochs 2 --out $(DEMO)/run
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -157,6 +157,318 @@ def prepare(path, out, config_file, force, cache_dir, no_cache, **options):
     click.echo(f"wrote {config.out}  ({meta['timing']['total_s']:.2f} s)")
 
 
+# --------------------------------------------------------------------------- train
+@cli.command()
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Prepared folder from 'har prepare' [config: prepared/pamap2].")
+@click.option("--model", default=None, help="resnet, cnn or deepconvlstm (see 'har models') "
+              "[default: resnet].")
+@click.option("--epochs", type=int, default=None, help="Epochs in total [config: 100].")
+@click.option("--batch-size", type=int, default=None, help="Windows per step [config: 128].")
+@click.option("--lr", type=float, default=None, help="AdamW learning rate [config: 5e-4].")
+@click.option("--weight-decay", type=float, default=None, help="AdamW weight decay [config: 1e-3].")
+@click.option("--seed", type=int, default=None, help="Random seed; same seed, same curve [config: 0].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="auto: CUDA when available [config: auto].")
+@click.option("--amp/--no-amp", default=None,
+              help="Mixed precision: bf16 (or fp16 + scaler) autocast on CUDA, bf16 autocast on "
+                   "a CPU with AMX/AVX-512 BF16 [default: on for CUDA and AMX CPUs].")
+@click.option("--class-weights/--no-class-weights", default=None,
+              help="Weight the loss by inverse train-class frequency [config: off].")
+@click.option("--early-stop", type=int, default=None, metavar="N",
+              help="Stop after N epochs without a better val macro F1; 0 = never [config: 0].")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run folder [default: runs/<model>-<UTC time>; with --resume: its folder].")
+@click.option("--resume", type=click.Path(path_type=Path), default=None, metavar="CHECKPOINT",
+              help="Continue a run from its last.pt (or best.pt), same curve.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file with [train] and [model] tables (default: configs/<model>.toml).")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch [default: one "
+              "per core].")
+def train(data, model, out, resume, config_file, **options):
+    """Train a model on a prepared folder; one row of val scores per epoch.
+
+    Writes best.pt (best val macro F1), last.pt, metrics.csv, config.json and summary.json
+    (with the test split's scores) to the run folder. Options override the config file.
+
+    \b
+    Example:
+      har train --data demo/prepared --model resnet --epochs 2 --out runs/demo
+      har train --resume runs/demo/last.pt --epochs 4
+      har train --data demo/prepared --model cnn --lr 1e-3 --early-stop 10
+    """
+    from har.models import list_models
+    from har.train import (EPOCH_HEADER, TrainingInterrupted, fit, format_epoch_row,
+                           load_train_config)
+
+    options = {k: v for k, v in options.items() if v is not None}
+    hparams = None
+    if resume is None or config_file is not None:
+        if config_file is None and (model or "resnet") not in list_models():
+            raise HarError(f"--model {model!r} is unknown; choose one of "
+                           f"{', '.join(list_models())}")
+        table, hparams = load_train_config(model or "resnet", config_file)
+        config_model, config_data = table.pop("model", None), table.pop("data", None)
+        model = model or config_model or "resnet"
+        data = data if data is not None else config_data
+        options = {**table, **options}
+
+    rows_shown = []
+
+    def on_epoch(row):
+        if not rows_shown:
+            click.echo(EPOCH_HEADER)
+        rows_shown.append(row["epoch"])
+        click.echo(format_epoch_row(row))
+    try:
+        summary = fit(data, model, out=out, resume=resume, hparams=hparams, log=click.echo,
+                      on_epoch=on_epoch, progress=True, **options)
+    except TrainingInterrupted as exc:
+        click.echo(f"har: interrupted in epoch {exc.interrupted_epoch}; {exc.checkpoint} holds "
+                   f"epoch {exc.epoch}; resume with: har train --resume {exc.checkpoint}",
+                   err=True)
+        sys.exit(130)
+    best, test = summary["best_val"], summary["test"]
+    parts = [f"best epoch {summary['best_epoch']}"]
+    if best:
+        parts.append(f"val macro F1 {best['f1_macro']:.4f}")
+    if test:
+        parts.append(f"test macro F1 {test['f1_macro']:.4f} (accuracy {test['accuracy']:.4f})")
+    if summary["latency_ms"] is not None:
+        parts.append(f"latency {summary['latency_ms']:.2f} ms")
+    click.echo(f"{', '.join(parts)} -> {summary['checkpoint']}")
+
+
+# --------------------------------------------------------------------------- models
+@cli.command()
+@click.option("--window", type=int, default=171, show_default=True, help="Window length T (steps).")
+@click.option("--channels", type=int, default=36, show_default=True, help="Sensor channels C.")
+@click.option("--classes", type=int, default=12, show_default=True, help="Number of classes.")
+def models(window, channels, classes):
+    """List the models with parameters and MACs per window [1, 1, WINDOW, CHANNELS].
+
+    \b
+    Example:
+      har models
+      har models --window 128 --channels 18 --classes 12
+    """
+    from har.models import describe_models
+
+    rows = describe_models(window, channels, classes)
+    click.echo(f"{'model':<14}  {'parameters':>11}  {'MACs/window':>13}  description")
+    for row in rows:
+        if row["parameters"] is None:
+            click.echo(f"{row['name']:<14}  {'-':>11}  {'-':>13}  {row.get('error', '')}")
+            continue
+        click.echo(f"{row['name']:<14}  {row['parameters']:>11,}  {row['macs']:>13,}  "
+                   f"{row['description']}")
+    click.echo(f"input [1, 1, {window}, {channels}] -> {classes} classes")
+
+
+# --------------------------------------------------------------------------- evaluate
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Prepared folder [default: the one CHECKPOINT was trained on].")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="Which split of the prepared folder to score.")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), default=None,
+              help="Also write every figure to this JSON file (schema: docs/FORMAT.md).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for confusion_<split>.png [default: CHECKPOINT's folder].")
+def evaluate(checkpoint, data, split, json_file, out):
+    """Score CHECKPOINT on a split: per class, per subject, confusion matrix (printed and PNG).
+
+    \b
+    Example:
+      har evaluate runs/demo/best.pt
+      har evaluate runs/demo/best.pt --split val --json runs/demo/val.json --out figures/
+    """
+    from data_prep.store import write_json
+    from har.evaluate import evaluate as evaluate_checkpoint
+    from har.evaluate import format_report
+    from har.plots import plot_confusion
+
+    report = evaluate_checkpoint(checkpoint, data, split)
+    cm = report["confusion_matrix"]
+    png = plot_confusion(cm["counts"], cm["classes"],
+                         (out or checkpoint.parent) / f"confusion_{split}.png",
+                         title=f"{checkpoint.name}, {split} split: macro F1 "
+                               f"{report['overall']['f1_macro']:.3f}")
+    report["confusion_png"] = str(png)
+    click.echo(format_report(report))
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(json_file, report)
+    click.echo(f"\nwrote {png}" + (f" and {json_file}" if json_file is not None else ""))
+
+
+# --------------------------------------------------------------------------- plot
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+def plot(run):
+    """Redraw RUN/curves.png (loss and val macro F1 per epoch) from RUN/metrics.csv.
+
+    \b
+    Example:
+      har plot runs/demo
+    """
+    from har.plots import plot_curves
+
+    click.echo(f"wrote {plot_curves(run.parent if run.is_file() else run)}")
+
+
+# --------------------------------------------------------------------------- predict
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("recording", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--hop", type=int, default=None,
+              help="Steps between window starts [default: the training stride].")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Timeline CSV: start_s,end_s,activity,probability (+ true_activity).")
+@click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
+              help="Timeline PNG, true vs predicted activity.")
+@click.option("--follow", is_flag=True,
+              help="Stream: read rows as they arrive (RECORDING '-' is stdin, a file is "
+                   "followed as it grows) and print one prediction per hop.")
+@click.option("--idle-timeout", type=float, default=None, metavar="S",
+              help="With --follow FILE: stop once the file has not grown for S seconds "
+                   "[default: run until Ctrl-C].")
+@click.option("--by-label", is_flag=True,
+              help="Restart windows at every change of the activity column, as 'har prepare' "
+                   "cuts training windows (scores then equal 'har evaluate' on that subject).")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch [default: one per core; 1 is fastest for streaming].")
+def predict(checkpoint, recording, hop, out, plot_file, follow, idle_timeout, by_label, threads):
+    """Predict activities in a raw PAMAP2 RECORDING (.dat file, folder, or '-' for stdin).
+
+    The rows go through exactly the preprocessing stored in CHECKPOINT. Accuracy and macro F1
+    are printed when the recording has labels (windows of one trained activity; docs/FORMAT.md).
+
+    \b
+    Example:
+      har predict runs/demo/best.pt demo/raw/Protocol/subject106.dat --out t.csv --plot t.png
+      cat demo/raw/Protocol/subject106.dat | har predict runs/demo/best.pt - --threads 1
+      har predict runs/demo/best.pt live.dat --follow --idle-timeout 10
+    """
+    from har.plots import plot_timeline
+    from har.predict import (PREDICTION_HEADER, Predictor, Stream, format_prediction,
+                             format_summary, predict_path, read_chunks, summarize,
+                             torch_threads, write_timeline_csv)
+
+    streaming = follow or str(recording) == "-"
+    if idle_timeout is not None and not (follow and str(recording) != "-"):
+        raise HarError("--idle-timeout applies to --follow FILE only; drop it or add --follow")
+    with torch_threads(threads):
+        predictor = Predictor.load(checkpoint, hop=hop, by_label=by_label)
+        if not streaming:
+            timelines = predict_path(predictor, recording)
+        else:
+            source = None if str(recording) == "-" else recording
+            stream = Stream(predictor, read_chunks(source, follow, idle_timeout),
+                            name="stdin" if source is None else str(recording))
+            try:
+                for i, prediction in enumerate(stream):
+                    if i == 0:
+                        click.echo(PREDICTION_HEADER)
+                    click.echo(format_prediction(prediction, predictor))
+            except KeyboardInterrupt:
+                click.echo("har: stopped", err=True)
+            timelines = [stream.timeline()]
+            if not len(timelines[0]):
+                raise HarError(timelines[0].note)
+    click.echo(format_summary(summarize(timelines, predictor)))
+    if out is not None:
+        write_timeline_csv(out, timelines, predictor)
+    if plot_file is not None:
+        plot_timeline(timelines, predictor.classes, predictor.hop_s, plot_file)
+    written = [str(p) for p in (out, plot_file) if p is not None]
+    if written:
+        click.echo(f"wrote {' and '.join(written)}")
+
+
+# --------------------------------------------------------------------------- bench
+@cli.command()
+@click.option("--model", default=None, help="Model with random weights (see 'har models') "
+              "[default: resnet].")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="best.pt/last.pt from 'har train': trained weights and input shape.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Prepared folder: real windows for timing, int8 calibration and agreement.")
+@click.option("--window", type=int, default=None, help="Window steps T with --model [171].")
+@click.option("--channels", type=int, default=None, help="Sensor channels C with --model [36].")
+@click.option("--classes", type=int, default=None, help="Classes with --model [12].")
+@click.option("--backend", default="all", show_default=True,
+              help="eager, optimized, bf16, onnx, int8, cuda, cuda-fp16, a comma-separated list, "
+                   "or all (skips those this machine cannot run).")
+@click.option("--batch-sizes", default="1,32,256", show_default=True,
+              help="Comma-separated batch sizes for throughput (windows/s).")
+@click.option("--runs", type=int, default=200, show_default=True,
+              help="Timed single-window runs per backend.")
+@click.option("--warmup", type=int, default=10, show_default=True,
+              help="Untimed runs per backend first.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch and ONNX Runtime [default: one per core].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
+              show_default=True, help="Where eager, optimized and bf16 run.")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), default=None,
+              help="Also write the figures as JSON (docs/FORMAT.md).")
+def bench(model, checkpoint, data, window, channels, classes, backend, batch_sizes, runs, warmup,
+          threads, device, json_file):
+    """Time single-window latency and throughput of a model across inference backends.
+
+    Per backend: p50/p90/p99 ms for one window, windows/s per batch size, GFLOP/s, peak
+    memory, the real-time headroom and, with --data, top-1 agreement with fp32 eager.
+
+    \b
+    Example:
+      har bench --model resnet --window 171 --channels 36 --classes 12
+      har bench --checkpoint runs/demo/best.pt --data demo/prepared --json bench.json
+      har bench --checkpoint runs/demo/best.pt --backend bf16,int8 --threads 2 --runs 500
+    """
+    from data_prep.store import write_json
+    from har.bench import format_table, run
+
+    log = None
+    if sys.stderr.isatty():
+        log = lambda line: click.echo(f"har bench: {line}", err=True)  # noqa: E731
+    result = run(model, checkpoint=checkpoint, data=data, window=window, channels=channels,
+                 classes=classes, backend=backend,
+                 batch_sizes=_parse_int_list(batch_sizes, "--batch-sizes"), runs=runs,
+                 warmup=warmup, threads=threads, device=device, log=log)
+    click.echo(format_table(result))
+    if json_file is not None:
+        write_json(json_file, result)
+        click.echo(f"wrote {json_file}")
+
+
+# --------------------------------------------------------------------------- export
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx",
+              show_default=True, help="ONNX (any ONNX runtime) or TorchScript (torch.jit.load).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="File to write [default: beside CHECKPOINT, .onnx or .torchscript.pt].")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def export(checkpoint, fmt, out, force):
+    """Export CHECKPOINT for deployment, with its classes, channels and normalization inside.
+
+    The graph is checked against the PyTorch model on sample windows before it is written.
+
+    \b
+    Example:
+      har export runs/demo/best.pt --format onnx --out resnet.onnx
+      har export runs/demo/best.pt --format torchscript --out resnet.torchscript.pt
+    """
+    from har.export import export as export_fn
+
+    if out is None:
+        out = checkpoint.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
+    report = export_fn(checkpoint, fmt, out, force=force)
+    click.echo(f"wrote {report['path']} ({fmt}, {report['bytes'] / 1e6:.1f} MB); max |logit "
+               f"difference| vs PyTorch {report['max_abs_diff']:.2g} on sample windows")
+
+
 # --------------------------------------------------------------------------- helpers
 def _parse_int_list(text, option):
     if text is None:

@@ -12,10 +12,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from data_prep import pamap2, store, windows
+from data_prep import pamap2, store, transform, windows
 from data_prep.config import PrepareConfig
 from data_prep.read import ParseCache, Recording, default_cache_dir, discover, read_recording
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
+from data_prep.transform import Preprocessing
 from har import __version__
 from har.errors import HarError
 from har.progress import progress_bar
@@ -109,29 +110,23 @@ def _windows_of(rec: Recording, cfg: PrepareConfig, out: _Collected, stats: _Sta
     """Cut the windows of one recording into ``out``. Windows come from runs (one activity, no
     timestamp gap), so they never cross either; windows still holding NaN (dropouts at a
     segment's edge, which gap filling does not extrapolate) are dropped and counted."""
-    columns = [pamap2.SIGNAL_COLUMNS.index(c) for c in cfg.channels]
+    prep = Preprocessing.of(cfg)
     labels = {aid: label for label, aid in enumerate(cfg.activity_ids)}
     act = rec.activity
     stats.rows_transient += int(np.count_nonzero(act == pamap2.TRANSIENT_ID))
     stats.rows_unused_activity += int(np.count_nonzero(~np.isin(act, cfg.activity_ids + [0])))
-    step = 1 if cfg.antialias else cfg.downsample
     for seg in windows.segments(rec.timestamp_s, pamap2.SAMPLE_RATE_HZ):
         for run in windows.runs(act, seg, cfg.activity_ids):
-            series = rec.signals[run.start:run.stop:step][:, columns]
-            if cfg.antialias:
-                series = windows.downsample(series, cfg.downsample, antialias=True)
-            stats.longest_run_steps = max(stats.longest_run_steps, series.shape[0])
-            starts = windows.window_starts(series.shape[0], cfg.window, cfg.stride)
-            if starts.size == 0:
+            cut = transform.cut(rec.signals, run.start, run.stop, prep)
+            stats.longest_run_steps = max(stats.longest_run_steps, cut.steps)
+            if cut.steps < cfg.window:
                 stats.short_runs += 1
                 stats.short_run_rows += run.rows
                 continue
-            x = windows.gather(series, starts, cfg.window)
-            ok = ~np.isnan(x).any(axis=(1, 2))
-            n = int(ok.sum())
-            out.dropped_nan += int(ok.size) - n
+            out.dropped_nan += cut.dropped_nan
+            n = len(cut)
             if n:
-                out.x.append(x if n == ok.size else x[ok])
+                out.x.append(cut.x)
                 out.y.append(np.full(n, labels[run.activity], dtype=np.int64))
                 out.subject.append(np.full(n, rec.source.subject, dtype=np.int64))
 

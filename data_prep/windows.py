@@ -14,6 +14,12 @@ import numpy as np
 
 #: A step longer than this many nominal sample periods is a gap in the recording.
 GAP_FACTOR = 1.5
+#: With antialias, only series longer than this many output steps (× factor rows) are low-pass
+#: filtered; shorter ones are sliced.
+DECIMATE_MIN_STEPS = 27
+#: With antialias, output step k depends on rows ``(k ± FILTER_REACH_STEPS) × factor`` at most:
+#: scipy's zero-phase FIR has 20 × factor + 1 taps, padded with factor zeros, and 0 × NaN is NaN.
+FILTER_REACH_STEPS = 11
 
 
 @dataclass
@@ -102,7 +108,7 @@ def downsample(values: np.ndarray, factor: int, antialias: bool) -> np.ndarray:
     low-pass filter first (``scipy.signal.decimate``, zero-phase FIR) when ``antialias``."""
     if factor == 1:
         return values
-    if antialias and values.shape[0] > 27 * factor:
+    if antialias and values.shape[0] > DECIMATE_MIN_STEPS * factor:
         from scipy.signal import decimate
 
         return decimate(values, factor, ftype="fir", axis=0, zero_phase=True).astype(

@@ -1,0 +1,356 @@
+"""Gap-filled rows → model-input windows: the one definition, whole or row by row.
+
+``prepare`` (training data) and ``har predict`` (raw recordings) cut windows with :func:`cut`,
+one *stretch* of rows at a time: a run of one activity for ``prepare``; a gap-free segment (or,
+with ``by_label``, a run of one label) for ``predict`` (:func:`stretches`). Per stretch: select
+the channels, downsample (every Nth row from the stretch's first, or ``scipy.signal.decimate``),
+slide windows of ``window`` steps every ``stride`` steps, drop windows holding NaN.
+
+``har predict --follow`` gets rows as they arrive. :class:`GapFiller` (``windows.fill_gaps`` row
+by row) and :class:`Windower` (:func:`cut` row by row) release exactly the values and windows
+that the whole-recording path gives, each as soon as it is final:
+
+* a missing value can be filled once the next valid sample of its channel arrives (linear
+  interpolation), or a gap or the end of the stream shows that it stays NaN; heart-rate rows
+  before the segment's first reading wait for that reading (held backward);
+* with ``antialias`` a window waits for the ``windows.FILTER_REACH_STEPS × downsample`` rows
+  after its last step that the zero-phase filter reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from data_prep import pamap2, windows
+from har.errors import HarError
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How windows are cut from a gap-filled recording at ``pamap2.SAMPLE_RATE_HZ``."""
+
+    channels: Tuple[str, ...]  # names from pamap2.SIGNAL_COLUMNS, in model-input order
+    downsample: int            # keep every Nth row (or decimate by N)
+    antialias: bool            # low-pass (zero-phase FIR) before downsampling
+    window: int                # T: steps per window
+    stride: int                # steps between window starts
+
+    @classmethod
+    def of(cls, cfg) -> "Preprocessing":
+        """From anything with these five attributes (e.g. a ``PrepareConfig``)."""
+        return cls(tuple(cfg.channels), int(cfg.downsample), bool(cfg.antialias),
+                   int(cfg.window), int(cfg.stride))
+
+    @property
+    def columns(self) -> List[int]:
+        """Positions of ``channels`` in ``pamap2.SIGNAL_COLUMNS`` (a recording's ``signals``)."""
+        unknown = [c for c in self.channels if c not in pamap2.SIGNAL_COLUMNS]
+        if unknown:
+            raise HarError(f"unknown channel(s) {', '.join(unknown)}; a PAMAP2 channel is one of "
+                           f"{', '.join(pamap2.SIGNAL_COLUMNS)}")
+        return [pamap2.SIGNAL_COLUMNS.index(c) for c in self.channels]
+
+    @property
+    def hold(self) -> List[int]:
+        """Positions (in ``channels``) filled by holding readings: heart rate."""
+        return [i for i, c in enumerate(self.channels) if c == "heart_rate"]
+
+    @property
+    def rate_hz(self) -> float:
+        """Rate of the windows' steps (Hz)."""
+        return pamap2.SAMPLE_RATE_HZ / self.downsample
+
+
+@dataclass
+class Windows:
+    """The windows of one stretch."""
+
+    x: np.ndarray          # float32 [N, T, C], NaN-free
+    first_row: np.ndarray  # int64 [N]: recording row of each window's first step
+    steps: int             # length of the stretch after downsampling (steps)
+    dropped_nan: int       # windows dropped for holding NaN
+
+    def __len__(self) -> int:
+        return int(self.first_row.shape[0])
+
+
+def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing,
+        stride: Optional[int] = None) -> Windows:
+    """Windows of rows ``[start, stop)`` of ``signals [n, 40]`` (``pamap2.SIGNAL_COLUMNS``, gaps
+    filled), every ``stride`` steps (default ``prep.stride``). Step ``k`` is row
+    ``start + k * downsample`` (the decimating filter is centred on it)."""
+    stride = prep.stride if stride is None else stride
+    q = prep.downsample
+    series = signals[start:stop:1 if prep.antialias else q][:, prep.columns]
+    if prep.antialias:
+        series = windows.downsample(series, q, antialias=True)
+    starts = windows.window_starts(series.shape[0], prep.window, stride)
+    if starts.size == 0:
+        return Windows(np.empty((0, prep.window, len(prep.channels)), np.float32),
+                       np.empty(0, np.int64), series.shape[0], 0)
+    x = windows.gather(series, starts, prep.window)
+    ok = ~np.isnan(x).any(axis=(1, 2))
+    n = int(ok.sum())
+    return Windows(x if n == ok.size else x[ok], start + starts[ok] * q, series.shape[0],
+                   int(ok.size) - n)
+
+
+def stretches(timestamp_s: np.ndarray, activity: np.ndarray, by_label: bool
+              ) -> Iterator[Tuple[int, int]]:
+    """``(start, stop)`` row ranges to window independently: gap-free segments, split further at
+    every change of ``activity`` when ``by_label`` (as ``prepare`` cuts training windows)."""
+    for seg in windows.segments(timestamp_s, pamap2.SAMPLE_RATE_HZ):
+        if not by_label:
+            yield seg
+            continue
+        for run in windows.runs(activity, seg, list(pamap2.ACTIVITIES)):
+            yield run.start, run.stop
+
+
+def span_labels(activity: np.ndarray, first_row: np.ndarray, last_row: np.ndarray) -> np.ndarray:
+    """int64 ``[N]``: the activity ID of rows ``first_row..last_row`` (inclusive) of each window
+    when they all carry the same one, else -1 (the window straddles a change of label)."""
+    if first_row.size == 0:
+        return np.empty(0, np.int64)
+    run_id = np.concatenate(([0], np.cumsum(activity[1:] != activity[:-1])))
+    same = run_id[first_row] == run_id[last_row]
+    return np.where(same, activity[first_row].astype(np.int64), -1)
+
+
+# --------------------------------------------------------------------------- streaming
+@dataclass
+class Rows:
+    """Consecutive gap-filled rows of one segment, released by :class:`GapFiller`."""
+
+    segment: int               # segment counter: +1 at every timestamp gap
+    timestamp_s: np.ndarray    # float64 [k]
+    activity: np.ndarray       # int16 [k]
+    values: np.ndarray         # float32 [k, C], the channels being filled
+
+
+class GapFiller:
+    """``windows.fill_gaps`` row by row for ``C`` channels (``hold``: positions held, the rest
+    interpolated linearly). :meth:`push` takes raw rows, returns the rows whose values are final;
+    :meth:`close` (end of stream) releases the rest. Released values equal ``fill_gaps`` on the
+    whole recording bit for bit: interpolation between the same two readings is computed by the
+    same ``np.interp`` from offsets that do not depend on where the buffer starts."""
+
+    def __init__(self, channels: int, hold: Sequence[int] = ()):
+        self.hold = set(hold)
+        self.channels = channels
+        self.segment = -1
+        self._last_ts: Optional[float] = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._chunks: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending = 0                                         # rows held back
+        self._p0 = 0                                              # segment row of the first
+        self._last_known = np.full(self.channels, -1, np.int64)   # segment row, -1: none yet
+        self._prior_row = np.full(self.channels, -1, np.int64)    # last released reading
+        self._prior_val = np.full(self.channels, np.nan)
+
+    def push(self, timestamp_s: np.ndarray, activity: np.ndarray, values: np.ndarray
+             ) -> List[Rows]:
+        """Append raw rows (``values [k, C]`` with NaN for missing); return the final ones."""
+        out: List[Rows] = []
+        if timestamp_s.size == 0:
+            return out
+        head = [] if self._last_ts is None else [self._last_ts]
+        bounds = windows.segments(np.concatenate((head, timestamp_s)), pamap2.SAMPLE_RATE_HZ)
+        for a, b in bounds:
+            starts_segment = a > 0 or not head     # a timestamp gap before row a, or the first
+            a, b = max(a - len(head), 0), b - len(head)
+            if b <= a:
+                continue
+            if starts_segment:
+                out += self._release(final=True)
+                self._reset()
+                self.segment += 1
+            self._append(timestamp_s[a:b], activity[a:b], values[a:b])
+            out += self._release(final=False)
+        self._last_ts = float(timestamp_s[-1])
+        return out
+
+    def close(self) -> List[Rows]:
+        """End of stream: release every row held back."""
+        return self._release(final=True)
+
+    def _append(self, ts: np.ndarray, act: np.ndarray, vals: np.ndarray) -> None:
+        vals = np.array(vals, dtype=np.float32)
+        known = ~np.isnan(vals)
+        has = known.any(axis=0)
+        last = vals.shape[0] - 1 - np.argmax(known[::-1], axis=0)
+        start = self._p0 + self._pending
+        self._last_known[has] = start + last[has]
+        self._chunks.append((np.asarray(ts, np.float64), np.asarray(act), vals))
+        self._pending += vals.shape[0]
+
+    def _ready(self) -> int:
+        """How many held-back rows have final values."""
+        end = self._p0 + self._pending          # segment row after the last one held
+        limit = self._pending
+        for c in range(self.channels):
+            last = int(self._last_known[c])
+            if last < 0 or last == end - 1:      # never seen (stays NaN) or no trailing NaN
+                continue
+            if c in self.hold:
+                continue                         # held from the last reading
+            limit = min(limit, max(last - self._p0 + 1, 0))
+        for c in self.hold:                      # before the first reading: wait for it
+            if self._last_known[c] < 0:
+                limit = 0
+        return limit
+
+    def _release(self, final: bool) -> List[Rows]:
+        if not self._pending:
+            return []
+        n = self._pending if final else self._ready()
+        if n == 0:
+            return []
+        ts, act, vals = (np.concatenate(parts) for parts in zip(*self._chunks))
+        filled = vals[:n].copy()
+        gappy = np.isnan(vals).any(axis=0)
+        clean = np.flatnonzero(~gappy)                    # nothing to fill: last row is known
+        self._prior_row[clean] = self._p0 + n - 1
+        self._prior_val[clean] = vals[n - 1, clean]
+        for c in np.flatnonzero(gappy):
+            column = vals[:, c]
+            known = np.flatnonzero(~np.isnan(column))
+            prior = bool(self._prior_row[c] >= 0)
+            if c in self.hold:
+                held = np.concatenate(([self._prior_val[c]], column)) if prior else column.copy()
+                windows.fill_hold(held)
+                filled[:, c] = held[len(held) - len(column):][:n]
+            elif prior or known.size:
+                rows = np.concatenate(([self._prior_row[c] - self._p0], known)) if prior \
+                    else known
+                readings = column[known].astype(np.float64)
+                if prior:
+                    readings = np.concatenate(([self._prior_val[c]], readings))
+                missing = np.flatnonzero(np.isnan(column[:n]))
+                inner = missing[(missing > rows[0]) & (missing < rows[-1])]
+                filled[inner, c] = np.interp(inner, rows, readings)
+            released = known[known < n]
+            if released.size:
+                self._prior_row[c] = self._p0 + released[-1]
+                self._prior_val[c] = float(column[released[-1]])
+        self._chunks = [(ts[n:], act[n:], vals[n:])] if n < len(ts) else []
+        self._pending -= n
+        self._p0 += n
+        return [Rows(self.segment, ts[:n], act[:n], filled)]
+
+
+@dataclass
+class StreamWindow:
+    """One window released by :class:`Windower`."""
+
+    x: np.ndarray           # float32 [T, C], not normalized
+    timestamp_s: np.ndarray  # float64 [2]: timestamps of its first and last step's rows
+    activity: np.ndarray    # int16 [rows]: labels of the rows from its first to its last step
+
+
+class Windower:
+    """:func:`cut` row by row: fed :class:`Rows` (gap-filled, in order), releases each window of
+    each stretch (see :func:`stretches`) once its values are final, in the order and with the
+    values that :func:`cut` gives for the whole stretch; windows holding NaN are dropped and
+    counted in ``dropped_nan``. Memory: the rows of about one window (plus the filter's reach)."""
+
+    def __init__(self, prep: Preprocessing, stride: Optional[int] = None, by_label: bool = False):
+        self.prep, self.by_label = prep, by_label
+        self.stride = prep.stride if stride is None else stride
+        self.dropped_nan = 0
+        self._key = None
+        self._new_stretch()
+
+    def _new_stretch(self) -> None:
+        self._ts, self._act, self._vals = [], [], []   # chunks of rows from stretch row _b0
+        self._b0 = 0            # stretch row of the first buffered row
+        self._rows = 0          # stretch rows received
+        self._next = 0          # next window's first step
+
+    def push(self, rows: Rows) -> List[StreamWindow]:
+        """Add gap-filled rows; return the windows that became final."""
+        out: List[StreamWindow] = []
+        act = rows.activity
+        cuts = [0]
+        if self.by_label and act.size:
+            cuts += (np.flatnonzero(act[1:] != act[:-1]) + 1).tolist()
+        cuts.append(act.size)
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if b <= a:
+                continue
+            key = (rows.segment, int(act[a]) if self.by_label else None)
+            if key != self._key:
+                out += self.close()
+                self._new_stretch()
+                self._key = key
+            self._ts.append(rows.timestamp_s[a:b])
+            self._act.append(act[a:b])
+            self._vals.append(rows.values[a:b])
+            self._rows += b - a
+            out += self._emit(ended=False)
+        return out
+
+    def close(self) -> List[StreamWindow]:
+        """The current stretch ended (gap, label change or end of stream): release the rest."""
+        return self._emit(ended=True) if self._rows else []
+
+    def _emit(self, ended: bool) -> List[StreamWindow]:
+        prep, q, T = self.prep, self.prep.downsample, self.prep.window
+        decimating = prep.antialias and q > 1 and self._rows > windows.DECIMATE_MIN_STEPS * q
+        reach = windows.FILTER_REACH_STEPS * q if decimating else 0
+        if prep.antialias and q > 1 and not decimating and not ended:
+            return []           # whether the stretch will be long enough to filter is unknown
+        out = []
+        while True:
+            s = self._next
+            last_row = (s + T - 1) * q
+            if last_row >= self._rows or (not ended and last_row + reach >= self._rows):
+                break
+            self._merge()
+            ts, act, vals = self._ts[0], self._act[0], self._vals[0]
+            if decimating:
+                b0 = max(0, q * min(s - windows.FILTER_REACH_STEPS,
+                                    (self._rows - windows.DECIMATE_MIN_STEPS * q - 1) // q))
+                b1 = self._rows if ended else max(last_row + reach + 1,
+                                                  b0 + windows.DECIMATE_MIN_STEPS * q + 1)
+                if b1 > self._rows:
+                    break
+                series = windows.downsample(vals[b0 - self._b0:b1 - self._b0], q, True)
+                x = series[s - b0 // q:s - b0 // q + T]
+            else:
+                x = vals[s * q - self._b0:last_row + 1 - self._b0:q]
+            first = s * q - self._b0
+            if np.isnan(x).any():
+                self.dropped_nan += 1
+            else:
+                out.append(StreamWindow(np.ascontiguousarray(x, dtype=np.float32),
+                                        ts[[first, last_row - self._b0]],
+                                        act[first:last_row - self._b0 + 1]))
+            self._next += self.stride
+            self._trim()
+        return out
+
+    def _merge(self) -> None:
+        if len(self._vals) > 1:
+            self._ts, self._act, self._vals = ([np.concatenate(p)] for p in
+                                               (self._ts, self._act, self._vals))
+
+    def _trim(self) -> None:
+        """Drop the rows no later window reads."""
+        q = self.prep.downsample
+        keep = self._next * q
+        if self.prep.antialias and q > 1:
+            keep = max(0, q * min(self._next - windows.FILTER_REACH_STEPS,
+                                  (self._rows - (windows.DECIMATE_MIN_STEPS + 1) * q) // q))
+        drop = keep - self._b0
+        if drop <= 0:
+            return
+        self._merge()
+        self._ts, self._act, self._vals = ([p[0][drop:]] for p in
+                                           (self._ts, self._act, self._vals))
+        self._b0 = keep

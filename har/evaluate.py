@@ -1,0 +1,149 @@
+"""``har evaluate``: where a checkpoint fails, on a split of a prepared folder.
+
+:func:`evaluate` returns a report (a plain dict, written as-is by ``har evaluate --json``; the
+schema is in docs/FORMAT.md): accuracy, macro and weighted F1, per-class precision / recall / F1
+/ support, per-subject scores, and the confusion matrix as counts and row-normalized. Every
+score comes from one confusion matrix (:mod:`har.metrics`), so the figures agree with each
+other and with ``har train``'s.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from har.checkpoint import load_checkpoint, model_from_checkpoint
+from har.errors import HarError
+from har.metrics import classification_scores, confusion_matrix, scores_from_confusion
+
+FORMAT_NAME = "harkit.evaluation"
+FORMAT_VERSION = 1
+SPLITS = ("test", "val")
+
+
+def evaluate(checkpoint, data=None, split: str = "test") -> Dict:
+    """Score ``checkpoint`` on ``split`` of the prepared folder ``data`` (default: the folder it
+    was trained on); HarError when the folder does not match the checkpoint."""
+    from data_prep.store import load_prepared
+    from har.predict import predict_proba
+
+    if split not in SPLITS:
+        raise HarError(f"--split {split!r} is invalid; choose one of {', '.join(SPLITS)}")
+    path = Path(checkpoint)
+    ckpt = load_checkpoint(path)
+    data = data if data is not None else data_folder_of(ckpt, path)
+    prepared = load_prepared(data)
+    _check_compatible(ckpt, prepared, path)
+    part = prepared[split]
+    if len(part) == 0:
+        raise HarError(f"the {split} split of {prepared.path} holds no window; evaluate "
+                       f"another --split or prepare with other --{split}-subjects")
+    model = model_from_checkpoint(ckpt)
+    t0 = time.perf_counter()
+    probs = predict_proba(model, np.asarray(part.x))
+    seconds = time.perf_counter() - t0
+    report = score_report(np.asarray(part.y), probs.argmax(1), np.asarray(part.subject),
+                          list(ckpt["classes"]), list(ckpt.get("class_ids") or []))
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+            "checkpoint": str(path), "data": str(prepared.path), "split": split,
+            "inference_s": round(seconds, 4), **report}
+
+
+def data_folder_of(ckpt: Dict, path) -> str:
+    """The prepared folder a checkpoint was trained on; HarError when it does not say."""
+    for section in ("preprocessing", "training"):
+        folder = (ckpt.get(section) or {}).get("data")
+        if folder:
+            return folder
+    raise HarError(f"{path} does not record its data folder; pass --data DIR (the prepared "
+                   "folder it was trained on)")
+
+
+def _check_compatible(ckpt: Dict, prepared, path) -> None:
+    expected = {"channels": list(ckpt["channels"]), "classes": list(ckpt["classes"]),
+                "window": int(ckpt["input_shape"][1])}
+    found = {"channels": prepared.channels, "classes": prepared.class_names,
+             "window": prepared.window}
+    for key, value in expected.items():
+        if found[key] != value:
+            shown = (lambda v: f"{len(v)} {key}" if isinstance(v, list) else f"{v} steps")
+            raise HarError(f"--data {prepared.path} has {shown(found[key])} but {path} was "
+                           f"trained on {shown(value)}; pass the prepared folder it was trained "
+                           "on (or one prepared with the same options)")
+
+
+def score_report(y_true: np.ndarray, y_pred: np.ndarray, subject: np.ndarray,
+                 classes: List[str], class_ids: Optional[List[int]] = None) -> Dict:
+    """Every figure of the report from labels ``[N]`` (class indices) and subject IDs ``[N]``."""
+    k = len(classes)
+    cm = confusion_matrix(y_true, y_pred, k)
+    per_class = per_class_scores(cm)
+    ids = class_ids if class_ids and len(class_ids) == k else [None] * k
+    rows = cm.sum(axis=1, keepdims=True)
+    normalized = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    subjects = []
+    for s in np.unique(subject):
+        mask = subject == s
+        scores = classification_scores(y_true[mask], y_pred[mask], k)
+        subjects.append({"subject": int(s), "windows": int(mask.sum()),
+                         "accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"]})
+    return {
+        "windows": int(y_true.size),
+        "overall": scores_from_confusion(cm),
+        "per_class": [{"label": i, "activity_id": ids[i], "name": classes[i],
+                       **{m: per_class[m][i] for m in ("precision", "recall", "f1")},
+                       "support": int(per_class["support"][i])} for i in range(k)],
+        "per_subject": subjects,
+        "confusion_matrix": {"classes": list(classes), "counts": cm.tolist(),
+                             "normalized": normalized.round(6).tolist()},
+    }
+
+
+def per_class_scores(cm: np.ndarray) -> Dict[str, List[float]]:
+    """Per-class ``precision``, ``recall``, ``f1`` (0 where undefined, like scikit-learn's
+    ``zero_division=0``) and ``support`` (true windows) of a confusion matrix ``[K, K]``."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+
+    def ratio(num, den):
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    return {"precision": ratio(tp, predicted).tolist(), "recall": ratio(tp, support).tolist(),
+            "f1": ratio(2 * tp, support + predicted).tolist(),
+            "support": support.astype(int).tolist()}
+
+
+def format_report(report: Dict) -> str:
+    """The report as text tables: per class, overall, per subject, confusion matrices."""
+    lines = [f"{report['checkpoint']} on the {report['split']} split of {report['data']} "
+             f"({report['windows']} windows)", "",
+             f"{'id':>3}  {'activity':<18} {'precision':>9} {'recall':>7} {'F1':>7} "
+             f"{'support':>8}",
+             f"{'--':>3}  {'-' * 18} {'-' * 9} {'-' * 7} {'-' * 7} {'-' * 8}"]
+    for c in report["per_class"]:
+        aid = "" if c["activity_id"] is None else c["activity_id"]
+        lines.append(f"{aid:>3}  {c['name']:<18} {c['precision']:>9.4f} {c['recall']:>7.4f} "
+                     f"{c['f1']:>7.4f} {c['support']:>8}")
+    o = report["overall"]
+    lines += ["", f"accuracy {o['accuracy']:.4f}   macro F1 {o['f1_macro']:.4f}   weighted F1 "
+              f"{o['f1_weighted']:.4f}   macro precision {o['precision_macro']:.4f}   macro "
+              f"recall {o['recall_macro']:.4f}", "",
+              f"{'subject':>7}  {'windows':>7}  {'accuracy':>8}  {'macro F1':>8}"]
+    for s in report["per_subject"]:
+        lines.append(f"{s['subject']:>7}  {s['windows']:>7}  {s['accuracy']:>8.4f}  "
+                     f"{s['f1_macro']:>8.4f}")
+    cm = report["confusion_matrix"]
+    heads = [c["activity_id"] if c["activity_id"] is not None else c["label"]
+             for c in report["per_class"]]
+    for title, key, fmt in (("confusion matrix (rows: true, columns: predicted activity id)",
+                             "counts", "{:>5d}"),
+                            ("row-normalized (% of each true activity)", "normalized",
+                             "{:>5.0f}")):
+        lines += ["", title, f"{'':>3}  {'':<18}" + "".join(f"{h:>5}" for h in heads)]
+        for head, name, row in zip(heads, cm["classes"], cm[key]):
+            values = [v * 100 for v in row] if key == "normalized" else row
+            lines.append(f"{head:>3}  {name:<18}" + "".join(fmt.format(v) for v in values))
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""`har export`: ONNX / TorchScript round trips equal PyTorch, metadata inside the file, the
+check before writing, atomic writes, and bad input as one line + exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import har.export
+from data_prep import load_prepared
+from har.checkpoint import load_checkpoint, model_from_checkpoint
+from har.errors import HarError
+from har.export import export, read_metadata
+from tests.test_bench import _has_onnx, make_checkpoint, make_prepared
+
+needs_onnx = pytest.mark.skipif(not _has_onnx(), reason="onnx/onnxruntime not installed "
+                                "(pip install 'harkit[onnx]')")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(prepared folder, checkpoint path, real val windows [N, 1, T, C])."""
+    root = tmp_path_factory.mktemp("export")
+    prepared = make_prepared(root)
+    x = np.asarray(load_prepared(prepared)["val"].x, dtype=np.float32)[:, None]
+    return prepared, make_checkpoint(root / "best.pt", prepared), x
+
+
+def _reference(ckpt_path, x):
+    model = model_from_checkpoint(load_checkpoint(ckpt_path))
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def _check_metadata(meta, ckpt_path, prepared):
+    ckpt, data = load_checkpoint(ckpt_path), load_prepared(prepared)
+    assert meta["harkit_format"] == "harkit.export"
+    assert meta["classes"] == data.class_names and meta["channels"] == data.channels
+    assert meta["normalization"] == data.meta["normalization"]
+    assert meta["window"] == data.window and meta["stride"] == data.meta["stride"]
+    assert meta["sample_rate_hz"] == data.meta["sample_rate_hz"]
+    assert meta["input_shape"] == list(ckpt["input_shape"]) and meta["model"] == ckpt["model"]
+    assert meta["input"] == "windows" and meta["output"] == "logits"
+
+
+@needs_onnx
+def test_onnx_round_trip_equals_pytorch_and_carries_metadata(tiny, tmp_path):
+    import onnxruntime as ort
+
+    prepared, ckpt, x = tiny
+    report = export(ckpt, "onnx", tmp_path / "model.onnx")
+    assert report["max_abs_diff"] <= report["tolerance"]
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    for batch in (x, x[:1]):
+        np.testing.assert_allclose(session.run(None, {"windows": batch})[0],
+                                   _reference(ckpt, batch), rtol=1e-4, atol=1e-4)
+    _check_metadata(read_metadata(tmp_path / "model.onnx"), ckpt, prepared)
+    # what a user outside harkit sees: every metadata value is JSON
+    raw = session.get_modelmeta().custom_metadata_map
+    assert json.loads(raw["classes"]) == load_prepared(prepared).class_names
+    assert [p for p in tmp_path.iterdir()] == [tmp_path / "model.onnx"]  # no temp file left
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load in torch >= 2.10
+def test_torchscript_round_trip_equals_pytorch_and_carries_metadata(tiny, tmp_path):
+    prepared, ckpt, x = tiny
+    out = tmp_path / "model.torchscript.pt"
+    export(ckpt, "torchscript", out)
+    extra = {"harkit.json": ""}
+    loaded = torch.jit.load(str(out), _extra_files=extra)
+    with torch.no_grad():
+        for batch in (x, x[:1]):
+            np.testing.assert_allclose(loaded(torch.from_numpy(batch)).numpy(),
+                                       _reference(ckpt, batch), rtol=1e-4, atol=1e-4)
+    _check_metadata(json.loads(extra["harkit.json"]), ckpt, prepared)
+    assert read_metadata(out) == json.loads(extra["harkit.json"])
+
+
+@needs_onnx
+def test_models_without_a_folded_form_export_too(tiny, tmp_path):
+    prepared, _, x = tiny
+    ckpt = make_checkpoint(tmp_path / "lstm.pt", prepared, "deepconvlstm",
+                           {"filters": 4, "lstm_units": 8, "kernel": 3, "conv_layers": 2})
+    report = export(ckpt, "onnx", tmp_path / "lstm.onnx")
+    assert report["max_abs_diff"] <= report["tolerance"]
+
+
+def test_a_graph_that_disagrees_with_pytorch_is_not_written(tiny, tmp_path, monkeypatch):
+    _, ckpt, _ = tiny
+
+    class Off(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x) + 0.5
+
+    real = har.export.inference_module
+    monkeypatch.setattr(har.export, "inference_module", lambda m: Off(real(m)))
+    with pytest.raises(HarError, match="differ from PyTorch's"):
+        export(ckpt, "torchscript", tmp_path / "bad.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_default_out_and_force(tiny, run_cli, tmp_path):
+    _, ckpt, _ = tiny
+    local = tmp_path / "best.pt"
+    local.write_bytes(ckpt.read_bytes())
+    code, out, err = run_cli("export", local, "--format", "torchscript")
+    assert code == 0, err
+    target = tmp_path / "best.torchscript.pt"
+    assert target.is_file() and f"wrote {target}" in out
+    code, _, err = run_cli("export", local, "--format", "torchscript")
+    assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
+    before = target.stat().st_mtime_ns
+    code, _, err = run_cli("export", local, "--format", "torchscript", "--force")
+    assert code == 0 and target.stat().st_mtime_ns >= before
+
+
+def _one_line_error(code, stderr, *needles):
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_bad_checkpoints_are_one_line(run_cli, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"garbage" * 100)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    for path in (corrupt, foreign, tmp_path / "missing.pt"):
+        code, _, err = run_cli("export", path, "--out", tmp_path / "m.onnx")
+        _one_line_error(code, err, str(path))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_missing_onnx_package_names_the_extra(tiny, run_cli, tmp_path, monkeypatch):
+    _, ckpt, _ = tiny
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    code, _, err = run_cli("export", ckpt, "--format", "onnx", "--out", tmp_path / "m.onnx")
+    _one_line_error(code, err, "onnxruntime", "pip install 'harkit[onnx]'")
+
+
+def test_bad_format_and_folder_out_are_one_line(tiny, run_cli, tmp_path):
+    _, ckpt, _ = tiny
+    code, _, err = run_cli("export", ckpt, "--format", "tflite", "--out", tmp_path / "m")
+    _one_line_error(code, err, "--format")
+    code, _, err = run_cli("export", ckpt, "--format", "torchscript", "--out", tmp_path)
+    _one_line_error(code, err, "is a folder")

@@ -1,0 +1,376 @@
+"""`har train` / ``har.train.fit``: rows and files, learning, checkpoints, resume, determinism,
+AMP, and every bad input as one line + exit code 2.
+
+All runs use a tiny prepared set (3 channels, 16-step windows, 4 separable activities, subjects
+101-104 train / 105 val / 106 test), a 2-stage ResNet of widths 8, 8 and one CPU thread (faster
+for so small a model, and immune to busy neighbours).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data_prep import load_prepare_config, pamap2, prepare
+from har.checkpoint import load_checkpoint, model_from_checkpoint
+from har.device import cpu_bf16_supported
+from har.errors import HarError
+from har.models import create_model
+from har.train import METRICS_COLUMNS, TIMING_COLUMNS, fit
+from tests.conftest import activity_blocks, write_dat
+
+ACTIVITIES = (1, 2, 3, 4)
+TINY = {"blocks": [1, 1], "widths": [8, 8]}
+FAST = {"batch_size": 32, "lr": 1e-2, "seed": 0, "threads": 1}   # 1 thread: tiny model
+TINY_TOML = """
+[train]
+batch_size = 32
+lr = 1e-2
+threads = 1
+[model]
+blocks = [1, 1]
+widths = [8, 8]
+"""
+
+
+def _write_subject(path: Path, subject: int, activities, seed: int) -> None:
+    """160 rows per activity; activity k shifts the hand acc16 channels by k (separable)."""
+    ts, act = activity_blocks([(a, 160) for a in activities])
+    rng = np.random.default_rng(seed + subject)
+    sig = rng.normal(size=(ts.size, pamap2.NUM_COLUMNS)).round(4)
+    cols = [pamap2.COLUMN_INDEX[f"hand_acc16_{a}"] for a in "xyz"]
+    for i, a in enumerate(activities):
+        sig[i * 160:(i + 1) * 160, cols] += [i * 1.5, -i, (i % 2) * 2.0]
+    sig[:, 2] = 100.0
+    write_dat(path / f"Protocol/subject{subject}.dat", ts, act, signal=sig)
+
+
+def _prepare(raw: Path, out: Path, window: int = 16, val=(105,), test=(106,)) -> Path:
+    cfg = {"out": str(out), "sensors": ["hand"], "modalities": ["acc16"], "downsample": 1,
+           "window": window, "overlap": 0.0, "val_subjects": list(val),
+           "test_subjects": list(test)}
+    prepare(raw, load_prepare_config(None, cfg), use_cache=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train_data")
+    for subject in range(101, 107):
+        _write_subject(root / "raw", subject, ACTIVITIES, seed=0)
+    _prepare(root / "raw", root / "prep8", window=8)
+    return _prepare(root / "raw", root / "prep")
+
+
+@pytest.fixture(scope="module")
+def tiny_toml(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+def _fit(data, out, **options):
+    return fit(data, "resnet", out=out, hparams=TINY, **{**FAST, **options})
+
+
+def _rows(run: Path):
+    with open(run / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _values(rows):
+    """Non-timing columns as floats (None for empty)."""
+    return [[float(r[c]) if r[c] else None for c in METRICS_COLUMNS if c not in TIMING_COLUMNS]
+            for r in rows]
+
+
+# --------------------------------------------------------------------------- rows and files
+def test_fit_learns_and_writes_the_run_folder(data, tmp_path):
+    run = tmp_path / "run"
+    summary = _fit(data, run, epochs=6)
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.pt", "config.json", "last.pt", "metrics.csv", "summary.json"]
+    assert (run / "metrics.csv").read_text().splitlines()[0] == (
+        "epoch,train_loss,val_loss,val_accuracy,val_precision_macro,val_recall_macro,"
+        "val_f1_macro,val_f1_weighted,epoch_s,val_infer_s,latency_ms")
+    rows = _rows(run)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
+    assert all(float(r["latency_ms"]) > 0 and float(r["epoch_s"]) > 0 for r in rows)
+    f1 = [float(r["val_f1_macro"]) for r in rows]
+    assert max(f1) > 0.7                                   # chance is ~0.25 for 4 classes
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert on_disk["best_epoch"] == 1 + int(np.argmax(f1))
+    assert on_disk["best_val"]["f1_macro"] == pytest.approx(max(f1), abs=1e-7)
+    assert on_disk["test"]["windows"] == 40 and on_disk["test"]["f1_macro"] > 0.5
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["epochs"] == 6 and config["model"]["widths"] == [8, 8]
+    assert len(config["data"]["meta_sha256"]) == 64
+    assert set(config["versions"]) >= {"harkit", "torch", "numpy"}
+    assert config["device"]["type"] == "cpu" and config["device"]["name"]
+
+
+def test_cli_prints_one_row_per_epoch_and_a_result_line(data, tiny_toml, tmp_path, run_cli):
+    code, out, err = run_cli("train", "--data", data, "--config", tiny_toml, "--epochs", 2,
+                             "--out", tmp_path / "run")
+    assert code == 0, err
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["epoch",
+                                                                            "train_loss"])
+    assert [line.split()[0] for line in lines[header + 1:header + 3]] == ["1", "2"]
+    assert len(lines[header + 1].split()) == 11           # every column of metrics.csv
+    assert "best epoch" in lines[-1] and "test macro F1" in lines[-1]
+    assert len(_rows(tmp_path / "run")) == 2
+
+
+def test_cli_models_lists_parameters_and_macs(run_cli):
+    code, out, _ = run_cli("models", "--window", 171, "--channels", 36, "--classes", 12)
+    assert code == 0
+    resnet = next(line for line in out.splitlines() if line.startswith("resnet"))
+    assert "1,610,572" in resnet and "738,395,136" in resnet
+    assert any(line.startswith("deepconvlstm") for line in out.splitlines())
+
+
+# --------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip_with_weights_only(data, tmp_path):
+    _fit(data, tmp_path / "run", epochs=2)
+    raw = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert raw["format"] == "harkit.checkpoint" and raw["format_version"] == 1
+    assert {"model", "input_shape", "classes", "class_ids", "channels", "normalization",
+            "preprocessing", "training", "epoch", "best_val_f1_macro", "state_dict",
+            "optimizer", "scheduler", "scaler", "rng", "data_digest"} <= set(raw)
+    assert raw["input_shape"] == [1, 16, 3]
+    assert raw["channels"] == ["hand_acc16_x", "hand_acc16_y", "hand_acc16_z"]
+    assert raw["class_ids"][:4] == [1, 2, 3, 4] and raw["classes"][0] == "lying"
+    assert raw["preprocessing"]["window"] == 16 and raw["preprocessing"]["sensors"] == ["hand"]
+    assert raw["preprocessing"]["downsample"] == 1 and raw["preprocessing"]["stride"] == 16
+    assert len(raw["normalization"]["mean"]) == 3
+
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    model = model_from_checkpoint(ckpt)
+    assert not model.training and model.config == ckpt["model"]
+    reference = create_model(**ckpt["model"])
+    reference.load_state_dict(ckpt["state_dict"])
+    x = torch.randn(5, 1, 16, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference.eval()(x), rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- determinism, resume
+def test_same_seed_same_metrics(data, tmp_path):
+    a, b = _fit(data, tmp_path / "a", epochs=3), _fit(data, tmp_path / "b", epochs=3)
+    assert _values(_rows(tmp_path / "a")) == _values(_rows(tmp_path / "b"))
+    assert a["test"] == b["test"]
+    _fit(data, tmp_path / "c", epochs=3, seed=1)
+    assert _values(_rows(tmp_path / "c")) != _values(_rows(tmp_path / "a"))
+
+
+def test_resume_continues_the_same_curve(data, tmp_path):
+    _fit(data, tmp_path / "straight", epochs=6, lr_step=2)
+    _fit(data, tmp_path / "split", epochs=4, lr_step=2)
+    fit(resume=tmp_path / "split" / "last.pt", epochs=6)       # everything else from the ckpt
+    straight, split = _values(_rows(tmp_path / "straight")), _values(_rows(tmp_path / "split"))
+    assert len(split) == 6
+    np.testing.assert_allclose(np.array(split, float), np.array(straight, float), rtol=1e-6)
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["epoch"] == 6
+
+
+def test_ctrl_c_keeps_last_pt_and_resume_finishes_the_run(data, tiny_toml, tmp_path, run_cli,
+                                                          monkeypatch):
+    import har.train
+
+    run = tmp_path / "run"
+    assert run_cli("train", "--data", data, "--config", tiny_toml, "--epochs", 4,
+                   "--out", tmp_path / "straight")[0] == 0
+    real = har.train.single_sample_latency_ms
+    calls = []
+
+    def interrupt_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(har.train, "single_sample_latency_ms", interrupt_in_epoch_3)
+    code, out, err = run_cli("train", "--data", data, "--config", tiny_toml, "--epochs", 4,
+                             "--out", run)
+    assert code == 130
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"har train --resume {run / 'last.pt'}" in err and "epoch 3" in err
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2 and len(_rows(run)) == 2
+
+    monkeypatch.setattr(har.train, "single_sample_latency_ms", real)
+    code, out, err = run_cli("train", "--resume", run / "last.pt")
+    assert code == 0, err
+    np.testing.assert_allclose(np.array(_values(_rows(run)), float),
+                               np.array(_values(_rows(tmp_path / "straight")), float), rtol=1e-6)
+
+
+def test_resume_refuses_changed_training_options(data, tmp_path):
+    _fit(data, tmp_path / "run", epochs=1)
+    with pytest.raises(HarError, match="--lr 0.5 differs"):
+        fit(resume=tmp_path / "run" / "last.pt", lr=0.5, epochs=2)
+
+
+# --------------------------------------------------------------------------- AMP, no val, stop
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="CPU without native bf16")
+def test_amp_bf16_training_step_on_cpu(data, tmp_path):
+    summary = _fit(data, tmp_path / "amp", epochs=1, amp=True)
+    config = json.loads((tmp_path / "amp" / "config.json").read_text())
+    assert config["device"]["amp"] == "bfloat16 autocast"
+    assert np.isfinite(float(_rows(tmp_path / "amp")[0]["train_loss"]))
+    state = load_checkpoint(tmp_path / "amp" / "last.pt")["state_dict"]
+    assert all(t.dtype in (torch.float32, torch.int64) for t in state.values())  # fp32 master
+    _fit(data, tmp_path / "fp32", epochs=1, amp=False)
+    config = json.loads((tmp_path / "fp32" / "config.json").read_text())
+    assert config["device"]["amp"] == "fp32" and summary["test"] is not None
+
+
+def test_amp_on_a_cpu_without_bf16_is_a_har_error(monkeypatch):
+    import har.device
+
+    monkeypatch.setattr(har.device, "cpu_bf16_supported", lambda: False)
+    with pytest.raises(HarError, match="--amp"):
+        har.device.amp_dtype(torch.device("cpu"), True)
+    assert har.device.amp_dtype(torch.device("cpu"), None) is None
+
+
+def test_without_val_split_best_is_the_last_epoch(data, tmp_path):
+    prep = _prepare(data.parent / "raw", tmp_path / "noval", val=(), test=(106,))
+    notes = []
+    summary = fit(prep, "resnet", out=tmp_path / "run", hparams=TINY, epochs=2, log=notes.append,
+                  **FAST)
+    assert any("no val split" in n for n in notes)
+    rows = _rows(tmp_path / "run")
+    assert rows[0]["val_f1_macro"] == "" and rows[0]["train_loss"] != ""
+    assert summary["best_epoch"] == 2 and summary["best_val"] is None
+    assert summary["test"]["windows"] == 40
+    with pytest.raises(HarError, match="--early-stop needs a val split"):
+        fit(prep, "resnet", out=tmp_path / "run2", hparams=TINY, epochs=2, early_stop=1, **FAST)
+
+
+def test_early_stop_ends_the_run(data, tmp_path):
+    summary = _fit(data, tmp_path / "run", epochs=30, lr=1e-9, early_stop=1)
+    assert summary["stopped"] == "early_stop" and summary["epochs"] < 30
+    assert len(_rows(tmp_path / "run")) == summary["epochs"]
+
+
+# --------------------------------------------------------------------------- bad input
+def _one_line_error(result, *needles):
+    code, _, err = result
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("har") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_missing_or_invalid_prepared_folder(tmp_path, run_cli):
+    _one_line_error(run_cli("train", "--data", tmp_path / "nope"), "does not exist",
+                    "har prepare")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(run_cli("train", "--data", tmp_path / "empty"), "meta.json")
+
+
+def test_val_labels_missing_from_train(tmp_path, run_cli):
+    raw = tmp_path / "raw"
+    for subject in (101, 102):
+        _write_subject(raw, subject, (1, 2), seed=1)
+    _write_subject(raw, 105, (1, 2, 5), seed=1)
+    prep = _prepare(raw, tmp_path / "prep", val=(105,), test=())
+    _one_line_error(run_cli("train", "--data", prep, "--epochs", 1),
+                    "val split", "'running'", "--val-subjects")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--model", "transformer"], "resnet"),
+    (["--epochs", "0"], "--epochs"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-1"], "--lr"),
+    (["--device", "tpu"], "--device"),
+])
+def test_bad_options(data, tmp_path, run_cli, args, needle):
+    _one_line_error(run_cli("train", "--data", data, "--out", tmp_path / "run", *args), needle)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_device_cuda_without_cuda(data, tmp_path, run_cli):
+    _one_line_error(run_cli("train", "--data", data, "--device", "cuda", "--out", tmp_path / "r"),
+                    "--device cuda", "--device cpu")
+
+
+def test_out_folder_not_empty_is_refused(data, tmp_path, run_cli):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "x.txt").write_text("mine")
+    _one_line_error(run_cli("train", "--data", data, "--out", tmp_path / "run"),
+                    "not empty", "--resume")
+
+
+def test_resume_from_another_model_or_input_shape(data, tiny_toml, tmp_path, run_cli):
+    _fit(data, tmp_path / "run", epochs=1)
+    last = tmp_path / "run" / "last.pt"
+    _one_line_error(run_cli("train", "--resume", last, "--model", "cnn"), "'resnet'", "cnn")
+    _one_line_error(run_cli("train", "--resume", last, "--data", data.parent / "prep8"),
+                    "[1, 16, 3]", "[1, 8, 3]")
+
+
+@pytest.mark.parametrize("kind", ["random_pt", "text", "module", "missing"])
+def test_not_a_harkit_checkpoint(data, tmp_path, run_cli, kind):
+    path = tmp_path / "model.pt"
+    if kind == "random_pt":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif kind == "text":
+        path.write_text("hello\n")
+    elif kind == "module":
+        torch.save(torch.nn.Linear(2, 2), path)             # a pickled object: not weights_only
+    err = _one_line_error(run_cli("train", "--data", data, "--resume", path), str(path))
+    assert ("does not exist" if kind == "missing" else "not a harkit checkpoint") in err
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tiny_toml, tmp_path, run_cli,
+                                                           monkeypatch):
+    real = torch.nn.CrossEntropyLoss.forward
+    steps_per_epoch = 5                                    # 160 train windows / batch 32
+    calls = []
+
+    def poisoned(self, logits, target):
+        calls.append(1)
+        loss = real(self, logits, target)
+        return loss * float("nan") if len(calls) > steps_per_epoch else loss
+
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", poisoned)
+    run = tmp_path / "run"
+    _one_line_error(run_cli("train", "--data", data, "--config", tiny_toml, "--epochs", 3,
+                            "--out", run), "epoch 2", "--lr", "epoch 1")
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert len(_rows(run)) == 1
+
+
+def test_class_weights_are_sklearn_balanced_and_train(data, tmp_path):
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from har.train import _class_weights
+
+    y = np.array([0, 0, 0, 1, 2, 2])
+    weights = _class_weights(y, 4, "cpu").numpy()
+    np.testing.assert_allclose(weights[:3], compute_class_weight("balanced", classes=np.arange(3),
+                                                                 y=y), rtol=1e-6)
+    assert weights[3] == 0.0                                # absent from train
+    summary = _fit(data, tmp_path / "run", epochs=1, class_weights=True)
+    assert summary["epochs"] == 1
+
+
+def test_config_file_with_an_unknown_key(data, tmp_path, run_cli):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepochs = 1\nlearning_rate = 0.1\n")
+    _one_line_error(run_cli("train", "--data", data, "--config", bad), "learning_rate",
+                    "known keys")
