@@ -34,7 +34,11 @@ def evaluate(checkpoint, data=None, split: str = "test") -> Dict:
         raise HarError(f"--split {split!r} is invalid; choose one of {', '.join(SPLITS)}")
     path = Path(checkpoint)
     ckpt = load_checkpoint(path)
-    data = data if data is not None else data_folder_of(ckpt, path)
+    if data is None:
+        data = data_folder_of(ckpt, path)
+        if not Path(data).is_dir():
+            raise HarError(f"{path} was trained on {data}, which no longer exists; pass --data "
+                           "DIR (a folder prepared with the same options)")
     prepared = load_prepared(data)
     _check_compatible(ckpt, prepared, path)
     part = prepared[split]

@@ -158,7 +158,7 @@ def plot_timeline(timelines, class_names: Sequence[str], hop_s: float, path) -> 
     handles.append(Patch(color="0.85", label="transient"))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=8,
                frameon=False)
-    legend_in = 0.2 * math.ceil(len(handles) / 7) + 0.15
+    legend_in = 0.18 * math.ceil(len(handles) / 7) + 0.08
     fig.tight_layout(rect=(0, legend_in / timeline_size(len(timelines))[1], 1, 1))
     return _save(fig, path)
 

@@ -128,7 +128,7 @@ def preprocessing_of(ckpt: dict, path) -> Preprocessing:
     if missing:
         raise HarError(f"{path} lacks the preprocessing record predict needs "
                        f"({', '.join(missing)}); train it again with this harkit")
-    if prep.get("dataset", "pamap2") != "pamap2":
+    if prep.get("dataset") not in (None, "pamap2"):
         raise HarError(f"{path} was trained on {prep['dataset']!r} data; 'har predict' reads "
                        "PAMAP2-format recordings")
     result = Preprocessing(tuple(ckpt["channels"]), int(prep["downsample"]),

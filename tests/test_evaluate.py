@@ -168,3 +168,8 @@ def test_data_folder_that_does_not_match_is_refused(trained, tmp_path, run_cli):
     assert code == 2 and "12 channels" in line and "36 channels" in line and "--data" in line
     code, _, err = run_cli("evaluate", trained.checkpoint, "--split", "train")
     assert code == 2 and "--split" in one_error_line(err)
+    moved = tmp_path / "moved.pt"
+    ckpt = torch.load(trained.checkpoint, weights_only=True)
+    torch.save({**ckpt, "training": {**ckpt["training"], "data": str(tmp_path / "gone")}}, moved)
+    code, _, err = run_cli("evaluate", moved)
+    assert code == 2 and "no longer exists" in one_error_line(err) and "--data" in err
