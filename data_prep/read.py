@@ -212,7 +212,7 @@ def _check_values(timestamp: np.ndarray, activity: np.ndarray, source: Source) -
     bad = np.flatnonzero(~valid)
     if bad.size:
         raise HarError(f"{source.name} line {bad[0] + 1}: activityID (column 2) is "
-                       f"{activity[bad[0]]!r}, not one of {sorted(pamap2.ACTIVITIES)}; "
+                       f"{activity[bad[0]]:g}, not one of {sorted(pamap2.ACTIVITIES)}; "
                        "fix or delete the line")
 
 

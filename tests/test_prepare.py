@@ -267,7 +267,8 @@ def _bad_line_file(root: Path, mutate) -> Path:
      "line 4, column 8"),
     (lambda ls: ls[:-1] + [" ".join(ls[-1].split()[:20])], "line 40: truncated last line"),
     (lambda ls: [], "is empty"),
-    (lambda ls: ls[:2] + [ls[2].replace(ls[2].split()[1], "99", 1)] + ls[3:], "line 3: activityID"),
+    (lambda ls: ls[:2] + [ls[2].replace(ls[2].split()[1], "99", 1)] + ls[3:],
+     "line 3: activityID (column 2) is 99, not one of"),
 ])
 def test_malformed_files_name_the_file_and_line(tmp_path, run_cli, mutate, expect):
     f = _bad_line_file(tmp_path / "raw", mutate)
