@@ -1,7 +1,10 @@
-"""Shared fixtures: tiny PAMAP2-format files written by hand, and the CLI run in-process."""
+"""Shared fixtures: tiny PAMAP2-format files written by hand, the CLI run in-process, a trained
+checkpoint (:func:`trained`) and checks of PNG files and one-line errors."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +71,51 @@ def run_cli(capsys):
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own parse cache, never the user's ~/.cache/harkit."""
     monkeypatch.setenv("HARKIT_CACHE", str(tmp_path / "cache"))
+
+
+# --------------------------------------------------------------------------- a trained run
+@dataclass
+class Trained:
+    raw: Path          # Protocol/subject{101,102,105,106}.dat
+    prepared: Path
+    run: Path
+    checkpoint: Path   # run/best.pt
+
+    @property
+    def held_out(self) -> Path:
+        """The test subject's raw recording."""
+        return self.raw / "Protocol" / "subject106.dat"
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Trained:
+    """``har synth`` recordings of subjects 101, 102 (train), 105 (val) and 106 (test, held
+    out), prepared with 32-step windows, a tiny ResNet trained for 3 epochs (~4 s, once per
+    session; shared by the evaluate, predict and plot tests)."""
+    from data_prep import load_prepare_config, prepare
+    from data_prep.synth import synth_pamap2
+    from har.train import fit
+
+    root = tmp_path_factory.mktemp("har_trained")
+    synth_pamap2(root / "raw", seed=0, seconds_per_activity=10, subjects=[101, 102, 105, 106])
+    cfg = load_prepare_config(None, {"out": str(root / "prep"), "window": 32, "overlap": 0.5,
+                                     "val_subjects": [105], "test_subjects": [106]})
+    prepare(root / "raw", cfg, use_cache=False)
+    fit(root / "prep", "resnet", out=root / "run", hparams={"blocks": [1, 1], "widths": [8, 8]},
+        epochs=3, batch_size=32, lr=1e-2, threads=1, seed=0)
+    return Trained(root / "raw", root / "prep", root / "run", root / "run" / "best.pt")
+
+
+# --------------------------------------------------------------------------- checks
+def png_size(path: Path):
+    """(width, height) from a PNG's IHDR header; asserts the file is a PNG."""
+    head = Path(path).read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def one_error_line(err: str) -> str:
+    """The only stderr line, ``har: error: ...`` (``har CMD: error: ...`` for usage errors)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and re.match(r"har( \w+)?: error: ", lines[0]), err
+    return lines[0]

@@ -1,17 +1,13 @@
 """`har evaluate` / ``har.evaluate``: the report's figures (checked against scikit-learn), the
 printed tables, the JSON and PNG files, and each bad input as one line + exit code 2.
 
-The session fixture :func:`trained` (shared with test_predict.py and test_plots.py) writes
-``har synth`` recordings of subjects 101, 102 (train), 105 (val) and 106 (test, held out),
-prepares them with 32-step windows and trains a tiny ResNet for 3 epochs: ~4 s in all.
+Uses the session fixture ``trained`` of conftest.py (a tiny ResNet trained on ``har synth``
+recordings, subject 106 held out as the test split).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,24 +16,7 @@ import torch
 from data_prep import load_prepare_config, load_prepared, prepare
 from har.evaluate import evaluate, per_class_scores
 from har.predict import torch_threads
-
-TINY = {"blocks": [1, 1], "widths": [8, 8]}
-
-
-@dataclass
-class Trained:
-    raw: Path          # Protocol/subject{101,102,105,106}.dat
-    prepared: Path
-    run: Path
-    checkpoint: Path   # run/best.pt
-
-    @property
-    def held_out(self) -> Path:
-        """The test subject's raw recording."""
-        return self.raw / "Protocol" / "subject106.dat"
-
-
-_BUILT = {}
+from tests.conftest import one_error_line, png_size
 
 
 @pytest.fixture(autouse=True)
@@ -45,45 +24,6 @@ def _one_torch_thread():
     """Single-window passes on a shared 2-core machine: 1 thread is ~100× steadier."""
     with torch_threads(1):
         yield
-
-
-def build_trained(base: Path) -> Trained:
-    """Synth → prepare → train once per session (cached across the test modules)."""
-    from data_prep.synth import synth_pamap2
-    from har.train import fit
-
-    if "trained" not in _BUILT:
-        root = base / "har_trained"
-        synth_pamap2(root / "raw", seed=0, seconds_per_activity=10,
-                     subjects=[101, 102, 105, 106])
-        cfg = load_prepare_config(None, {"out": str(root / "prep"), "window": 32,
-                                         "overlap": 0.5, "val_subjects": [105],
-                                         "test_subjects": [106]})
-        prepare(root / "raw", cfg, use_cache=False)
-        fit(root / "prep", "resnet", out=root / "run", hparams=TINY, epochs=3, batch_size=32,
-            lr=1e-2, threads=1, seed=0)
-        _BUILT["trained"] = Trained(root / "raw", root / "prep", root / "run",
-                                    root / "run" / "best.pt")
-    return _BUILT["trained"]
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> Trained:
-    return build_trained(tmp_path_factory.getbasetemp())
-
-
-def png_size(path: Path):
-    """(width, height) from a PNG's IHDR header; asserts the file is a PNG."""
-    head = Path(path).read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-
-
-def one_error_line(err: str) -> str:
-    """The only stderr line, ``har: error: ...`` (``har CMD: error: ...`` for usage errors)."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and re.match(r"har( \w+)?: error: ", lines[0]), err
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- figures

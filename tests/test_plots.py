@@ -1,5 +1,5 @@
 """``har.plots`` and `har plot`: each figure is a valid PNG of the documented size in pixels.
-Uses the session fixture of test_evaluate.py for a real run folder and checkpoint."""
+Uses the session fixture ``trained`` of conftest.py for a real run folder and checkpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from har import plots
 from har.predict import Predictor, Timeline, predict_path, torch_threads
-from tests.test_evaluate import one_error_line, png_size, trained  # noqa: F401 -- fixture
+from tests.conftest import one_error_line, png_size
 
 
 def test_curves_png_from_metrics_csv(trained, tmp_path, run_cli):

@@ -1,7 +1,7 @@
 """`har predict` / ``har.predict``: scores equal `har evaluate`'s on the same windows, the
 timeline CSV, streaming equal to batch (stdin, a growing file, a live pipe), the incremental
 gap filling and windowing of ``data_prep.transform`` equal to the whole-recording path, and each
-bad input as one line + exit code 2. Uses the session fixture of test_evaluate.py."""
+bad input as one line + exit code 2. Uses the session fixture ``trained`` of conftest.py."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from data_prep import pamap2, windows
 from data_prep.transform import GapFiller, Preprocessing, Windower, cut, stretches
 from har.evaluate import evaluate
 from har.predict import Predictor, Stream, predict_path, read_chunks, summarize, torch_threads
-from tests.test_evaluate import one_error_line, trained  # noqa: F401 -- shared fixture
+from tests.conftest import one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 
