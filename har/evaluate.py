@@ -17,7 +17,8 @@ import numpy as np
 
 from har.checkpoint import load_checkpoint, model_from_checkpoint
 from har.errors import HarError
-from har.metrics import classification_scores, confusion_matrix, scores_from_confusion
+from har.metrics import (classification_scores, confusion_matrix, per_class_scores,
+                         row_normalized, scores_from_confusion)
 
 FORMAT_NAME = "harkit.evaluation"
 FORMAT_VERSION = 1
@@ -86,8 +87,7 @@ def score_report(y_true: np.ndarray, y_pred: np.ndarray, subject: np.ndarray,
     cm = confusion_matrix(y_true, y_pred, k)
     per_class = per_class_scores(cm)
     ids = class_ids if class_ids and len(class_ids) == k else [None] * k
-    rows = cm.sum(axis=1, keepdims=True)
-    normalized = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    normalized = row_normalized(cm)
     subjects = []
     for s in np.unique(subject):
         mask = subject == s
@@ -98,26 +98,12 @@ def score_report(y_true: np.ndarray, y_pred: np.ndarray, subject: np.ndarray,
         "windows": int(y_true.size),
         "overall": scores_from_confusion(cm),
         "per_class": [{"label": i, "activity_id": ids[i], "name": classes[i],
-                       **{m: per_class[m][i] for m in ("precision", "recall", "f1")},
+                       **{m: float(per_class[m][i]) for m in ("precision", "recall", "f1")},
                        "support": int(per_class["support"][i])} for i in range(k)],
         "per_subject": subjects,
         "confusion_matrix": {"classes": list(classes), "counts": cm.tolist(),
                              "normalized": normalized.round(6).tolist()},
     }
-
-
-def per_class_scores(cm: np.ndarray) -> Dict[str, List[float]]:
-    """Per-class ``precision``, ``recall``, ``f1`` (0 where undefined, like scikit-learn's
-    ``zero_division=0``) and ``support`` (true windows) of a confusion matrix ``[K, K]``."""
-    cm = np.asarray(cm, dtype=np.float64)
-    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
-
-    def ratio(num, den):
-        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-
-    return {"precision": ratio(tp, predicted).tolist(), "recall": ratio(tp, support).tolist(),
-            "f1": ratio(2 * tp, support + predicted).tolist(),
-            "support": support.astype(int).tolist()}
 
 
 def format_report(report: Dict) -> str:

@@ -93,9 +93,10 @@ def plot_curves(run_dir, out: Optional[Path] = None) -> Path:
 def plot_confusion(counts, class_names: Sequence[str], path, title: str = "") -> Path:
     """The confusion matrix ``counts [K, K]`` (rows: true, columns: predicted) as an 800 × 700 px
     PNG: colour = share of the true class (row-normalized), text = count."""
+    from har.metrics import row_normalized
+
     counts = np.asarray(counts)
-    rows = counts.sum(axis=1, keepdims=True)
-    share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+    share = row_normalized(counts)
     k = len(class_names)
     fig = _figure(CONFUSION_SIZE)
     ax = fig.subplots()

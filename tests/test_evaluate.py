@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from data_prep import load_prepare_config, load_prepared, prepare
-from har.evaluate import evaluate, per_class_scores
+from har.evaluate import evaluate
 from har.predict import torch_threads
 from tests.conftest import one_error_line, png_size
 
@@ -58,14 +58,6 @@ def test_report_agrees_with_scikit_learn(trained):
     assert cm.sum() == len(y) and list(cm.sum(axis=1)) == list(s)
     norm = np.array(report["confusion_matrix"]["normalized"])
     np.testing.assert_allclose(norm.sum(axis=1)[cm.sum(axis=1) > 0], 1.0, atol=1e-5)
-
-
-def test_per_class_scores_handle_empty_classes():
-    cm = np.array([[2, 0, 0], [1, 0, 0], [0, 0, 0]])
-    scores = per_class_scores(cm)
-    assert scores["precision"] == pytest.approx([2 / 3, 0, 0])
-    assert scores["recall"] == pytest.approx([1, 0, 0])
-    assert scores["f1"] == pytest.approx([0.8, 0, 0]) and scores["support"] == [2, 1, 0]
 
 
 def test_cli_prints_tables_and_writes_json_and_png(trained, tmp_path, run_cli):

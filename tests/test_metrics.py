@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from har.metrics import SCORE_NAMES, classification_scores, confusion_matrix
+from har.metrics import (SCORE_NAMES, classification_scores, confusion_matrix, per_class_scores,
+                         row_normalized)
 
 
 def _sklearn_scores(y_true, y_pred):
@@ -61,3 +62,23 @@ def test_edge_cases_perfect_wrong_and_class_only_predicted():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError):
         confusion_matrix([0, 1], [0], 2)
+
+
+def test_per_class_scores_and_row_normalized_handle_empty_classes():
+    cm = np.array([[2, 0, 0], [1, 0, 0], [0, 0, 0]])
+    scores = per_class_scores(cm)
+    np.testing.assert_allclose(scores["precision"], [2 / 3, 0, 0])
+    np.testing.assert_allclose(scores["recall"], [1, 0, 0])
+    np.testing.assert_allclose(scores["f1"], [0.8, 0, 0])
+    np.testing.assert_array_equal(scores["support"], [2, 1, 0])
+    np.testing.assert_allclose(row_normalized(cm), [[1, 0, 0], [1, 0, 0], [0, 0, 0]])
+
+
+def test_per_class_scores_equal_sklearn():
+    rng = np.random.default_rng(7)
+    y_true, y_pred = rng.integers(0, 5, 200), rng.integers(0, 6, 200)
+    scores = per_class_scores(confusion_matrix(y_true, y_pred, 7))
+    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=range(7),
+                                                     zero_division=0)
+    for name, expected in (("precision", p), ("recall", r), ("f1", f), ("support", s)):
+        np.testing.assert_allclose(scores[name], expected, err_msg=name)
