@@ -351,14 +351,18 @@ def predict(checkpoint, recording, hop, out, plot_file, follow, idle_timeout, by
       cat demo/raw/Protocol/subject106.dat | har predict runs/demo/best.pt - --threads 1
       har predict runs/demo/best.pt live.dat --follow --idle-timeout 10
     """
+    from har.files import output_file
     from har.plots import plot_timeline
-    from har.predict import (PREDICTION_HEADER, Predictor, Stream, format_prediction,
-                             format_summary, predict_path, read_chunks, summarize,
-                             torch_threads, write_timeline_csv)
+    from har.predict import (Predictor, format_summary, predict_path, summarize, torch_threads,
+                             write_timeline_csv)
+    from har.stream import PREDICTION_HEADER, Stream, format_prediction, read_chunks
 
     streaming = follow or str(recording) == "-"
     if idle_timeout is not None and not (follow and str(recording) != "-"):
         raise HarError("--idle-timeout applies to --follow FILE only; drop it or add --follow")
+    for path, option in ((out, "--out"), (plot_file, "--plot")):
+        if path is not None:
+            output_file(path, option)          # refused before any work when a folder
     with torch_threads(threads):
         predictor = Predictor.load(checkpoint, hop=hop, by_label=by_label)
         if not streaming:

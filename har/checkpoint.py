@@ -11,9 +11,7 @@ window_steps, channels, num_classes and hyper-parameters), ``input_shape`` ``[1,
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -23,6 +21,7 @@ from torch import nn
 
 from har import __version__
 from har.errors import HarError
+from har.files import write_with
 
 FORMAT_NAME = "harkit.checkpoint"
 FORMAT_VERSION = 1
@@ -80,16 +79,8 @@ def save_checkpoint(path, checkpoint: Dict[str, Any]) -> None:
 
     An interrupted save (error, Ctrl-C) leaves the previous file untouched.
     """
-    path = Path(path)
     checkpoint = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **checkpoint}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(checkpoint, fh)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_with(path, lambda fh: torch.save(checkpoint, fh))
 
 
 def load_checkpoint(path, map_location: Any = "cpu") -> Dict[str, Any]:

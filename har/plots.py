@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from har.errors import HarError
+from har.files import output_file, write_with
 
 DPI = 100
 CURVES_SIZE = (10.0, 4.0)       # inches: 1000 × 400 px
@@ -26,8 +27,12 @@ TIMELINE_EXTRA_HEIGHT = 1.4     # inches for the axis label and the legend
 
 
 def _figure(size):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise HarError("drawing PNGs needs matplotlib, which is not installed; pip install "
+                       "'harkit[plots]' (or matplotlib)") from None
 
     fig = Figure(figsize=size, dpi=DPI)
     FigureCanvasAgg(fig)
@@ -35,10 +40,9 @@ def _figure(size):
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
-    return path
+    """Write ``fig`` as a PNG to ``path`` atomically (its folder is created)."""
+    path = output_file(path, "PNG")
+    return write_with(path, lambda fh: fig.savefig(fh, dpi=DPI, format="png"))
 
 
 # --------------------------------------------------------------------------- curves

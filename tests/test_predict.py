@@ -22,7 +22,8 @@ import torch
 from data_prep import pamap2, windows
 from data_prep.transform import GapFiller, Preprocessing, Windower, cut, stretches
 from har.evaluate import evaluate
-from har.predict import Predictor, Stream, predict_path, read_chunks, summarize, torch_threads
+from har.predict import Predictor, predict_path, summarize, torch_threads
+from har.stream import Stream, read_chunks
 from tests.conftest import one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +104,7 @@ def test_timeline_csv_and_summary(trained, tmp_path, run_cli):
     assert f"{len(rows)} windows, one prediction every {predictor.hop_s:.2f} s" in stdout
     assert "predicted activity" in stdout and "accuracy" in stdout
 
+    out = tmp_path / "new" / "t.csv"                                  # its folder is made
     code, _, err = run_cli("predict", trained.checkpoint, trained.held_out, "--out", out,
                            "--hop", predictor.prep.stride // 2)
     assert code == 0, err
@@ -298,16 +300,24 @@ def test_bad_recordings_are_one_line_errors(trained, tmp_path, run_cli, monkeypa
     wrong = list(lines[:800])
     wrong[9] = b" ".join([wrong[9].split()[0], b"8"] + wrong[9].split()[2:]) + b"\n"
     (tmp_path / "act.dat").write_bytes(b"".join(wrong))
-    cases = [("short.dat", ["shorter than one window", "0.50 s"]),
-             ("cols.dat", ["line 1", "53 columns, expected 54"]),
+    chest = [i for i, c in enumerate(pamap2.COLUMNS) if c.startswith("chest_")]
+    blank = [ln.split() for ln in lines[:800]]
+    for fields in blank:
+        for i in chest:
+            fields[i] = b"NaN"
+    (tmp_path / "blank.dat").write_bytes(b"".join(b" ".join(f) + b"\n" for f in blank))
+    cases = [("cols.dat", ["line 1", "53 columns, expected 54"]),
              ("bad.dat", ["line 700", "column 5", "'abc'"]),
-             ("act.dat", ["line 10", "activityID"]),
+             ("act.dat", ["line 10", "activityID (column 2) is 8, not one of"]),
+             ("blank.dat", ["column(s) 22 (chest_acc16_x)", "more hold no value",
+                            "the sensors it was trained on"]),
+             ("short.dat", ["shorter than one window", "0.50 s"]),
              ("absent.dat", ["does not exist"])]
     for name, words in cases:
         code, _, err = run_cli("predict", trained.checkpoint, tmp_path / name)
         line = one_error_line(err)
-        assert code == 2 and all(w in line for w in words), line
-    for name, words in cases[1:4]:                                   # the same, streamed
+        assert code == 2 and str(tmp_path / name) in line and all(w in line for w in words), line
+    for name, words in cases[:4]:                                    # the same, streamed
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(
             (tmp_path / name).read_bytes())))
         code, _, err = run_cli("predict", trained.checkpoint, "-")
@@ -334,6 +344,9 @@ def test_bad_checkpoints_and_options_are_one_line_errors(trained, tmp_path, run_
         line = one_error_line(err)
         assert code == 2 and str(path) in line and words in line, line
     for args, words in ((["--hop", "0"], "--hop 0"),
-                        (["--idle-timeout", "1"], "--idle-timeout")):
+                        (["--idle-timeout", "1"], "--idle-timeout"),
+                        (["--out", tmp_path], f"--out {tmp_path} is a folder"),
+                        (["--out", tmp_path / "t.csv", "--plot", tmp_path], "--plot")):
         code, _, err = run_cli("predict", trained.checkpoint, trained.held_out, *args)
         assert code == 2 and words in one_error_line(err)
+    assert not (tmp_path / "t.csv").exists()                          # nothing half-written
