@@ -188,8 +188,9 @@ def prepare(path, out, config_file, force, cache_dir, no_cache, **options):
 def train(data, model, out, resume, config_file, **options):
     """Train a model on a prepared folder; one row of val scores per epoch.
 
-    Writes best.pt (best val macro F1), last.pt, metrics.csv, config.json and summary.json
-    (with the test split's scores) to the run folder. Options override the config file.
+    Writes best.pt (best val macro F1), last.pt, metrics.csv, config.json, curves.png and
+    summary.json (with the test split's scores) to the run folder. Options override the config
+    file.
 
     \b
     Example:
@@ -197,22 +198,9 @@ def train(data, model, out, resume, config_file, **options):
       har train --resume runs/demo/last.pt --epochs 4
       har train --data demo/prepared --model cnn --lr 1e-3 --early-stop 10
     """
-    from har.models import list_models
-    from har.train import (EPOCH_HEADER, TrainingInterrupted, fit, format_epoch_row,
-                           load_train_config)
+    from har.train import EPOCH_HEADER, TrainingInterrupted, fit, format_epoch_row
 
     options = {k: v for k, v in options.items() if v is not None}
-    hparams = None
-    if resume is None or config_file is not None:
-        if config_file is None and (model or "resnet") not in list_models():
-            raise HarError(f"--model {model!r} is unknown; choose one of "
-                           f"{', '.join(list_models())}")
-        table, hparams = load_train_config(model or "resnet", config_file)
-        config_model, config_data = table.pop("model", None), table.pop("data", None)
-        model = model or config_model or "resnet"
-        data = data if data is not None else config_data
-        options = {**table, **options}
-
     rows_shown = []
 
     def on_epoch(row):
@@ -221,7 +209,7 @@ def train(data, model, out, resume, config_file, **options):
         rows_shown.append(row["epoch"])
         click.echo(format_epoch_row(row))
     try:
-        summary = fit(data, model, out=out, resume=resume, hparams=hparams, log=click.echo,
+        summary = fit(data, model, out=out, resume=resume, config=config_file, log=click.echo,
                       on_epoch=on_epoch, progress=True, **options)
     except TrainingInterrupted as exc:
         click.echo(f"har: interrupted in epoch {exc.interrupted_epoch}; {exc.checkpoint} holds "

@@ -9,9 +9,10 @@ metrics.csv (timing columns aside) and ``resume`` continues the same curve.
 After every epoch ``fit`` evaluates the val split (eval mode, ``torch.inference_mode``), measures
 single-sample latency (:mod:`har.latency`) and writes to the run folder, each file atomically:
 ``last.pt``, ``best.pt`` (best val macro F1), ``metrics.csv`` (:data:`METRICS_COLUMNS`),
-``config.json``; at the end ``summary.json`` (best epoch, its val scores, the test split's scores
-with ``best.pt``). Without a val split the ``val_*`` columns stay empty, ``best.pt`` is the last
-epoch and early stopping is refused (a note says so once).
+``config.json``; at the end ``curves.png`` (:func:`har.plots.plot_curves`) and ``summary.json``
+(best epoch, its val scores, the test split's scores with ``best.pt``). Without a val split the
+``val_*`` columns stay empty, ``best.pt`` is the last epoch and early stopping is refused (a note
+says so once).
 
 Timing columns (seconds / ms): ``epoch_s`` is the training pass over the train split,
 ``val_infer_s`` the forward passes over the val split, ``latency_ms`` the median single-window
@@ -25,11 +26,8 @@ import dataclasses
 import hashlib
 import io
 import math
-import os
 import platform
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -46,6 +44,7 @@ from har.checkpoint import (check_resumable, describe, load_checkpoint, rng_stat
 from har.config import default_config_path, read_section
 from har.device import amp_dtype, autocast, device_name, grad_scaler, resolve_device, synchronize
 from har.errors import HarError
+from har.files import copy_atomic, write_atomic
 from har.latency import MIN_RUNS, single_sample_latency_ms
 from har.metrics import classification_scores
 from har.progress import progress_bar
@@ -167,17 +166,18 @@ class _State:
     history: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-def fit(data=None, model: Optional[str] = None, *, out=None, resume=None,
+def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config=None,
         hparams: Optional[Dict[str, Any]] = None, log: Optional[Callable[[str], None]] = None,
         on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None, progress: bool = False,
         **options: Any) -> Dict[str, Any]:
     """Train ``model`` (default ``resnet``) on the prepared folder ``data``; return the summary.
 
     ``options`` are :class:`TrainOptions` fields and ``hparams`` the model's hyper-parameters;
-    unset ones (and ``data``) take the values of the packaged ``configs/<model>.toml``, or on
-    ``resume`` (a last.pt/best.pt path) the checkpoint's, which also supplies ``data``,
-    ``model`` and ``hparams`` when not given. A resumed run may change only :data:`RESUMABLE` options
-    (``epochs`` is the new total); its run folder defaults to the checkpoint's folder.
+    unset ones (and ``data``, ``model``) take the values of the TOML file ``config`` (default:
+    the packaged ``configs/<model>.toml``), or on ``resume`` (a last.pt/best.pt path) the
+    checkpoint's, which also supplies ``data``, ``model`` and ``hparams`` when not given. A
+    resumed run may change only :data:`RESUMABLE` options (``epochs`` is the new total); its run
+    folder defaults to the checkpoint's folder.
     ``out`` defaults to ``runs/<model>-<UTC time>``; an existing non-empty folder is refused.
     ``log(line)`` receives notes, ``on_epoch(row)`` each metrics row (a :data:`METRICS_COLUMNS`
     dict). Raises HarError for bad input and a non-finite loss (last.pt keeps the last good
@@ -188,19 +188,22 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None,
 
     log = log or (lambda line: None)
     ckpt = load_checkpoint(resume) if resume is not None else None
+    table, config_hparams = {}, {}
+    if config is not None or ckpt is None:
+        table, config_hparams = load_train_config(model or "resnet", config)
+    config_model, config_data = table.pop("model", None), table.pop("data", None)
     if ckpt is not None:
         model = model or ckpt["model"]["name"]
         data = data if data is not None else ckpt["training"].get("data")
-    model = model or "resnet"
+        hparams = {**_hparams_of(ckpt["model"]), **config_hparams, **(hparams or {})}
+        opts = _resolve_options({**table, **options}, {}, ckpt, resume)
+    else:
+        hparams = {**config_hparams, **(hparams or {})}
+        opts = _resolve_options(options, table, None, None)
+    model = model or config_model or "resnet"
+    data = data if data is not None else config_data
     if model not in list_models():
         raise HarError(f"--model {model!r} is unknown; choose one of {', '.join(list_models())}")
-    packaged, packaged_hparams = load_train_config(model) if ckpt is None else ({}, {})
-    packaged.pop("model", None)
-    data = data if data is not None else packaged.pop("data", None)
-    packaged.pop("data", None)
-    opts = _resolve_options(options, packaged, ckpt, resume)
-    if ckpt is None:
-        hparams = {**packaged_hparams, **(hparams or {})}
     if data is None:
         raise HarError("--data: pass the prepared folder to train on (made by 'har prepare')")
     prepared = data if isinstance(data, PreparedData) else load_prepared(data)
@@ -215,13 +218,11 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None,
     if ckpt is not None:
         check_resumable(ckpt, resume, model, [1, prepared.window, len(prepared.channels)],
                         prepared.class_names)
-        if hparams is None:
-            hparams = _hparams_of(ckpt["model"])
     threads = torch.get_num_threads()
     if opts.threads:
         torch.set_num_threads(opts.threads)
     try:
-        run = _Run(prepared, splits, model, hparams or {}, opts, ckpt, resume, out, log)
+        run = _Run(prepared, splits, model, hparams, opts, ckpt, resume, out, log)
         return run.train(on_epoch, progress)
     finally:
         torch.set_num_threads(threads)
@@ -285,18 +286,20 @@ class _Run:
             f"on {device_name(self.device)} ({self.device.type}, {_precision(self.dtype)}, "
             f"{torch.get_num_threads()} threads): "
             f"{', '.join(f'{len(s)} {k}' for k, s in splits.items())} windows -> {self.dir}")
-        if ckpt is None:
-            self.save("last.pt")  # epoch 0: Ctrl-C in the first epoch still leaves a resume point
+        self.saved_epoch = self.state.epoch
+        if ckpt is None or Path(resume).resolve() != (self.dir / "last.pt").resolve():
+            self.save()  # Ctrl-C in the first epoch still leaves a resume point in the folder
 
-    def save(self, name: str) -> None:
-        """Write the checkpoint ``name`` (atomic)."""
+    def save(self) -> None:
+        """Write last.pt (atomic); ``saved_epoch`` is the epoch it holds."""
         s = self.state
-        save_checkpoint(self.dir / name, {
+        save_checkpoint(self.dir / "last.pt", {
             **self.base, "epoch": s.epoch, "best_val_f1_macro": s.best_val_f1_macro,
             "best_epoch": s.best_epoch, "epochs_since_best": s.since_best, "history": s.history,
             "state_dict": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "rng": rng_state(self.shuffle)})
+        self.saved_epoch = s.epoch
 
     def train(self, on_epoch, progress: bool) -> Dict[str, Any]:
         """Epochs until ``opts.epochs`` or early stop; then summary.json."""
@@ -308,9 +311,9 @@ class _Run:
                 row = self.epoch(state.epoch + 1, progress)
                 _check_finite(row, state, opts, self.dir)
                 improved = _record(row, state, self.has_val)
-                self.save("last.pt")
+                self.save()
                 if improved:
-                    _copy_atomic(self.dir / "last.pt", self.dir / "best.pt")
+                    copy_atomic(self.dir / "last.pt", self.dir / "best.pt")
                 _write_metrics(self.dir / "metrics.csv", state.history)
                 if on_epoch is not None:
                     on_epoch(row)
@@ -321,12 +324,22 @@ class _Run:
                              f"{state.best_val_f1_macro:.4f} at epoch {state.best_epoch})")
                     break
         except KeyboardInterrupt:
-            # last.pt is only ever replaced atomically, so it holds the last completed epoch
-            raise TrainingInterrupted(self.dir / "last.pt", state.epoch,
-                                      state.epoch + 1) from None
+            # last.pt is only ever replaced atomically: it holds saved_epoch, whole
+            raise TrainingInterrupted(self.dir / "last.pt", self.saved_epoch,
+                                      self.saved_epoch + 1) from None
         summary = self.summary(stopped)
+        self.plot()
         _write_json(self.dir / "summary.json", summary)
         return summary
+
+    def plot(self) -> None:
+        """curves.png from metrics.csv; without matplotlib a note says how to draw it later."""
+        from har.plots import plot_curves
+
+        try:
+            plot_curves(self.dir)
+        except HarError as exc:
+            self.log(f"note: no curves.png: {exc}; then run 'har plot {self.dir}'")
 
     def epoch(self, epoch: int, progress: bool) -> Dict[str, Any]:
         """Train one epoch, evaluate val, measure latency; return the metrics row."""
@@ -547,16 +560,17 @@ def _run_dir(out, model: str, resume) -> Path:
 
 
 def _carry_best(resume: Path, run_dir: Path, ckpt) -> None:
-    """A resumed run in another folder starts with the checkpoint's best.pt (or the checkpoint
-    itself when it is the best epoch), so best.pt always exists."""
+    """best.pt of a resumed run: the checkpoint itself when it holds the best epoch (best.pt is
+    then its copy, even if a Ctrl-C came between writing last.pt and copying it), else the
+    checkpoint folder's best.pt when the run folder has none, so best.pt always exists."""
     best = run_dir / "best.pt"
-    if best.exists():
+    if ckpt["epoch"] > 0 and ckpt["epoch"] == ckpt.get("best_epoch"):
+        if resume.resolve() != best.resolve():
+            copy_atomic(resume, best)
         return
     source = resume.parent / "best.pt"
-    if source.is_file():
-        _copy_atomic(source, best)
-    elif ckpt["epoch"] > 0 and ckpt["epoch"] == ckpt.get("best_epoch"):
-        _copy_atomic(resume, best)
+    if not best.exists() and source.is_file():
+        copy_atomic(source, best)
 
 
 def _to_tensors(splits, device: torch.device) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
@@ -603,21 +617,10 @@ def _run_config(training, net, device, dtype, digest, resume, splits) -> Dict[st
 
 
 # --------------------------------------------------------------------------- files
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _write_json(path: Path, data) -> None:
     import json
 
-    _write_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _write_metrics(path: Path, history: List[Dict[str, Any]]) -> None:
@@ -628,18 +631,7 @@ def _write_metrics(path: Path, history: List[Dict[str, Any]]) -> None:
     for row in history:
         writer.writerow(["" if row[c] is None else (row[c] if c == "epoch" else f"{row[c]:.8g}")
                          for c in METRICS_COLUMNS])
-    _write_atomic(path, buf.getvalue())
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------- printing

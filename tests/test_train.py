@@ -9,20 +9,25 @@ for so small a model, and immune to busy neighbours).
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from data_prep import load_prepare_config, pamap2, prepare
-from har.checkpoint import load_checkpoint, model_from_checkpoint
+from data_prep import load_prepare_config, load_prepared, pamap2, prepare
+from har.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from har.device import cpu_bf16_supported
 from har.errors import HarError
-from har.models import create_model
-from har.train import METRICS_COLUMNS, TIMING_COLUMNS, fit
-from tests.conftest import activity_blocks, write_dat
+from har.metrics import classification_scores
+from har.models import create_model, list_models
+from har.train import METRICS_COLUMNS, TIMING_COLUMNS, TrainOptions, fit
+from tests.conftest import activity_blocks, png_size, write_dat
 
 ACTIVITIES = (1, 2, 3, 4)
 TINY = {"blocks": [1, 1], "widths": [8, 8]}
@@ -94,7 +99,8 @@ def test_fit_learns_and_writes_the_run_folder(data, tmp_path):
     run = tmp_path / "run"
     summary = _fit(data, run, epochs=6)
     assert sorted(p.name for p in run.iterdir()) == [
-        "best.pt", "config.json", "last.pt", "metrics.csv", "summary.json"]
+        "best.pt", "config.json", "curves.png", "last.pt", "metrics.csv", "summary.json"]
+    assert png_size(run / "curves.png") == (1000, 400)
     assert (run / "metrics.csv").read_text().splitlines()[0] == (
         "epoch,train_loss,val_loss,val_accuracy,val_precision_macro,val_recall_macro,"
         "val_f1_macro,val_f1_weighted,epoch_s,val_infer_s,latency_ms")
@@ -110,11 +116,28 @@ def test_fit_learns_and_writes_the_run_folder(data, tmp_path):
     assert on_disk["best_epoch"] == 1 + int(np.argmax(f1))
     assert on_disk["best_val"]["f1_macro"] == pytest.approx(max(f1), abs=1e-7)
     assert on_disk["test"]["windows"] == 40 and on_disk["test"]["f1_macro"] > 0.5
+    assert set(on_disk["best_val"]) == {"loss", "accuracy", "precision_macro", "recall_macro",
+                                        "f1_macro", "f1_weighted"}
+    assert set(on_disk["test"]) == set(on_disk["best_val"]) | {"windows"}
+    # the test scores are best.pt's, not the last epoch's weights
+    best = load_checkpoint(run / "best.pt")
+    assert best["epoch"] == on_disk["best_epoch"]
+    test = load_prepared(data)["test"]
+    with torch.no_grad():
+        logits = model_from_checkpoint(best)(torch.from_numpy(test.x).unsqueeze(1))
+    assert on_disk["test"]["f1_macro"] == pytest.approx(classification_scores(
+        test.y, logits.argmax(1).numpy(), len(best["classes"]))["f1_macro"], abs=1e-9)
+
     config = json.loads((run / "config.json").read_text())
-    assert config["training"]["epochs"] == 6 and config["model"]["widths"] == [8, 8]
-    assert len(config["data"]["meta_sha256"]) == 64
-    assert set(config["versions"]) >= {"harkit", "torch", "numpy"}
+    options = dataclasses.asdict(TrainOptions(epochs=6, **FAST))
+    assert config["training"] == {**options, "data": str(data.resolve())}   # every option
+    assert config["model"] == {**best["model"], "widths": [8, 8]}
+    assert config["data"]["meta_sha256"] == hashlib.sha256(
+        (data / "meta.json").read_bytes()).hexdigest()
+    assert set(config["versions"]) >= {"harkit", "torch", "numpy", "python"}
     assert config["device"]["type"] == "cpu" and config["device"]["name"]
+    assert config["device"]["amp"] in ("fp32", "bfloat16 autocast")
+    assert config["device"]["threads"] == 1
 
 
 def test_cli_prints_one_row_per_epoch_and_a_result_line(data, tiny_toml, tmp_path, run_cli):
@@ -213,6 +236,47 @@ def test_ctrl_c_keeps_last_pt_and_resume_finishes_the_run(data, tiny_toml, tmp_p
                                np.array(_values(_rows(tmp_path / "straight")), float), rtol=1e-6)
 
 
+def test_ctrl_c_while_saving_or_after_resuming_elsewhere(data, tmp_path, monkeypatch):
+    """Ctrl-C during the save of epoch 2: last.pt still holds epoch 1, and the message says so.
+    Resumed into another folder, that folder gets its own last.pt before the first epoch."""
+    import har.train
+    from har.train import TrainingInterrupted
+
+    straight = _fit(data, tmp_path / "straight", epochs=4)
+    real_save, real_latency = har.train.save_checkpoint, har.train.single_sample_latency_ms
+    saves = []
+
+    def interrupt_third_save(*args, **kwargs):          # epoch 0, epoch 1, epoch 2 <- here
+        saves.append(1)
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(har.train, "save_checkpoint", interrupt_third_save)
+    with pytest.raises(TrainingInterrupted) as exc:
+        _fit(data, tmp_path / "a", epochs=4)
+    assert (exc.value.epoch, exc.value.interrupted_epoch) == (1, 2)
+    assert load_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(har.train, "save_checkpoint", real_save)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(har.train, "single_sample_latency_ms", interrupt)
+    with pytest.raises(TrainingInterrupted) as exc:
+        fit(resume=tmp_path / "a" / "last.pt", out=tmp_path / "b")
+    assert exc.value.checkpoint == tmp_path / "b" / "last.pt" and exc.value.epoch == 1
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(har.train, "single_sample_latency_ms", real_latency)
+
+    summary = fit(resume=tmp_path / "b" / "last.pt")
+    np.testing.assert_allclose(np.array(_values(_rows(tmp_path / "b")), float),
+                               np.array(_values(_rows(tmp_path / "straight")), float), rtol=1e-6)
+    assert summary["best_epoch"] == straight["best_epoch"]
+    assert load_checkpoint(tmp_path / "b" / "best.pt")["epoch"] == summary["best_epoch"]
+    assert summary["test"] == pytest.approx(straight["test"], rel=1e-6)
+
+
 def test_resume_refuses_changed_training_options(data, tmp_path):
     _fit(data, tmp_path / "run", epochs=1)
     with pytest.raises(HarError, match="--lr 0.5 differs"):
@@ -272,33 +336,48 @@ def _one_line_error(result, *needles):
     return err
 
 
-def test_missing_or_invalid_prepared_folder(tmp_path, run_cli):
+def test_missing_or_invalid_prepared_folder(data, tmp_path, run_cli):
     _one_line_error(run_cli("train", "--data", tmp_path / "nope"), "does not exist",
                     "har prepare")
     (tmp_path / "empty").mkdir()
     _one_line_error(run_cli("train", "--data", tmp_path / "empty"), "meta.json")
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    (broken / "x_train.npy").unlink()
+    _one_line_error(run_cli("train", "--data", broken, "--out", tmp_path / "run"),
+                    str(broken), "x_train.npy")
+    (broken / "meta.json").write_text("{")
+    _one_line_error(run_cli("train", "--data", broken, "--out", tmp_path / "run"),
+                    "meta.json", "not valid JSON")
+    assert not (tmp_path / "run").exists()
 
 
-def test_val_labels_missing_from_train(tmp_path, run_cli):
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_val_or_test_labels_missing_from_train(tmp_path, run_cli, split):
     raw = tmp_path / "raw"
     for subject in (101, 102):
         _write_subject(raw, subject, (1, 2), seed=1)
     _write_subject(raw, 105, (1, 2, 5), seed=1)
-    prep = _prepare(raw, tmp_path / "prep", val=(105,), test=())
-    _one_line_error(run_cli("train", "--data", prep, "--epochs", 1),
-                    "val split", "'running'", "--val-subjects")
+    prep = _prepare(raw, tmp_path / "prep", val=(105,) if split == "val" else (),
+                    test=(105,) if split == "test" else ())
+    _one_line_error(run_cli("train", "--data", prep, "--epochs", 1, "--out", tmp_path / "run"),
+                    f"{split} split", "'running'", "--val-subjects/--test-subjects")
+    assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--model", "transformer"], "resnet"),
-    (["--epochs", "0"], "--epochs"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--lr", "0"], "--lr"),
-    (["--lr", "-1"], "--lr"),
-    (["--device", "tpu"], "--device"),
+@pytest.mark.parametrize("args, needles", [
+    (["--model", "transformer"], ["--model 'transformer' is unknown", *list_models()]),
+    (["--epochs", "0"], ["--epochs 0", ">= 1"]),
+    (["--epochs", "-3"], ["--epochs -3", ">= 1"]),
+    (["--batch-size", "0"], ["--batch-size 0", ">= 1"]),
+    (["--lr", "0"], ["--lr 0.0", "> 0"]),
+    (["--lr", "-1"], ["--lr -1.0", "> 0"]),
+    (["--lr", "nan"], ["--lr nan"]),
+    (["--weight-decay", "-1"], ["--weight-decay -1.0", ">= 0"]),
+    (["--device", "tpu"], ["--device"]),
 ])
-def test_bad_options(data, tmp_path, run_cli, args, needle):
-    _one_line_error(run_cli("train", "--data", data, "--out", tmp_path / "run", *args), needle)
+def test_bad_options(data, tmp_path, run_cli, args, needles):
+    _one_line_error(run_cli("train", "--data", data, "--out", tmp_path / "run", *args), *needles)
     assert not (tmp_path / "run").exists()
 
 
@@ -336,8 +415,9 @@ def test_not_a_harkit_checkpoint(data, tmp_path, run_cli, kind):
     assert ("does not exist" if kind == "missing" else "not a harkit checkpoint") in err
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tiny_toml, tmp_path, run_cli,
-                                                           monkeypatch):
+                                                           monkeypatch, bad):
     real = torch.nn.CrossEntropyLoss.forward
     steps_per_epoch = 5                                    # 160 train windows / batch 32
     calls = []
@@ -345,14 +425,17 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tiny_toml, tmp_
     def poisoned(self, logits, target):
         calls.append(1)
         loss = real(self, logits, target)
-        return loss * float("nan") if len(calls) > steps_per_epoch else loss
+        return loss * bad if len(calls) > steps_per_epoch else loss
 
     monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", poisoned)
     run = tmp_path / "run"
     _one_line_error(run_cli("train", "--data", data, "--config", tiny_toml, "--epochs", 3,
-                            "--out", run), "epoch 2", "--lr", "epoch 1")
+                            "--out", run), "epoch 2: the training loss became", "--lr",
+                    "keeps epoch 1")
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert load_checkpoint(run / "best.pt")["epoch"] == 1
     assert len(_rows(run)) == 1
+    assert not (run / "summary.json").exists() and not (run / "curves.png").exists()
 
 
 def test_class_weights_are_sklearn_balanced_and_train(data, tmp_path):
@@ -374,3 +457,32 @@ def test_config_file_with_an_unknown_key(data, tmp_path, run_cli):
     bad.write_text("[train]\nepochs = 1\nlearning_rate = 0.1\n")
     _one_line_error(run_cli("train", "--data", data, "--config", bad), "learning_rate",
                     "known keys")
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    """A save that fails half-way (error, Ctrl-C) leaves the previous file whole, no temp file."""
+    path = tmp_path / "last.pt"
+    ckpt = {"model": {"name": "resnet"}, "input_shape": [1, 16, 3], "classes": ["lying"],
+            "channels": ["hand_acc16_x"], "state_dict": {"w": torch.zeros(3)}, "epoch": 1}
+    save_checkpoint(path, ckpt)
+    real = torch.save
+
+    def half_then_interrupt(obj, fh, *args, **kwargs):
+        real(obj, fh, *args, **kwargs)
+        fh.truncate(fh.tell() // 2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {**ckpt, "epoch": 2})
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_without_matplotlib_training_ends_with_a_note(data, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)     # import fails
+    notes = []
+    summary = _fit(data, tmp_path / "run", epochs=1, log=notes.append)
+    assert summary["epochs"] == 1 and (tmp_path / "run" / "summary.json").is_file()
+    assert not (tmp_path / "run" / "curves.png").exists()
+    assert any("matplotlib" in n and f"har plot {tmp_path / 'run'}" in n for n in notes)
