@@ -17,9 +17,18 @@ from har import __version__
 from har.errors import HarError
 
 DATASETS = click.Choice(["pamap2"])
+#: The commands in the order of the main flow (``har --help`` lists them so).
+FLOW = ("synth", "download", "prepare", "train", "evaluate", "predict", "plot", "bench", "export",
+        "models")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _FlowGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(self.commands, key=lambda c: FLOW.index(c) if c in FLOW else len(FLOW))
+
+
+@click.group(cls=_FlowGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="harkit")
 def cli():
     """harkit: human activity recognition from wearable IMU time series.
@@ -28,6 +37,13 @@ def cli():
     The main flow:
       har synth pamap2 raw/            # or: har download pamap2 raw/
       har prepare raw/                 # raw recordings -> prepared/pamap2
+      har train --model resnet         # -> runs/resnet-<time>/best.pt, metrics.csv, curves.png
+      har evaluate runs/<run>/best.pt  # per class, per subject, confusion matrix (+ PNG)
+      har predict runs/<run>/best.pt raw/Protocol/subject106.dat --out timeline.csv
+      har plot runs/<run>              # redraw curves.png from metrics.csv
+      har bench --checkpoint runs/<run>/best.pt   # latency and throughput per backend
+      har export runs/<run>/best.pt    # ONNX or TorchScript for deployment
+      har models                       # the models, with parameters and MACs
     """
 
 
