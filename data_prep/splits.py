@@ -32,14 +32,23 @@ def assign_subjects(available: Iterable[int], val: List[int], test: List[int]
     return {"train": train, "val": sorted(val), "test": sorted(test)}
 
 
-def fit_normalization(x_train: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (float64 ``[C]``) of train windows ``[N, T, C]``.
+def fit_normalization(x_train: np.ndarray, chunk_rows: int = 1 << 16
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) std, float64 ``[C]``, of train windows ``[N, T, C]``.
 
-    A constant channel gets std 1 so that normalizing it cannot divide by zero.
+    Two passes over blocks of ``chunk_rows`` time steps, accumulated in float64: the same
+    figures as ``x.reshape(-1, C).std(0, dtype=float64)`` without its float64 copy of the
+    whole split. A constant channel gets std 1 so that normalizing it cannot divide by zero.
     """
     flat = x_train.reshape(-1, x_train.shape[-1])
-    mean = flat.mean(axis=0, dtype=np.float64)
-    std = flat.std(axis=0, dtype=np.float64)
+    blocks = [flat[i:i + chunk_rows] for i in range(0, flat.shape[0], chunk_rows)]
+    total = sum((b.sum(axis=0, dtype=np.float64) for b in blocks), np.zeros(flat.shape[1]))
+    mean = total / flat.shape[0]
+    squares = np.zeros(flat.shape[1])
+    for b in blocks:
+        d = b - mean
+        squares += np.einsum("ij,ij->j", d, d)
+    std = np.sqrt(squares / flat.shape[0])
     std[~(std > 1e-8)] = 1.0
     return mean, std
 

@@ -91,11 +91,9 @@ def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing,
     if starts.size == 0:
         return Windows(np.empty((0, prep.window, len(prep.channels)), np.float32),
                        np.empty(0, np.int64), series.shape[0], 0)
-    x = windows.gather(series, starts, prep.window)
-    ok = ~np.isnan(x).any(axis=(1, 2))
-    n = int(ok.sum())
-    return Windows(x if n == ok.size else x[ok], start + starts[ok] * q, series.shape[0],
-                   int(ok.size) - n)
+    ok = windows.complete_starts(series, starts, prep.window)
+    x = windows.gather(series, starts[ok], prep.window)
+    return Windows(x, start + starts[ok] * q, series.shape[0], int(ok.size - x.shape[0]))
 
 
 def stretches(timestamp_s: np.ndarray, activity: np.ndarray, by_label: bool
