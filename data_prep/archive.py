@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, List, Optional
 
 from har.errors import HarError
+from har.files import default_permissions
 
 MAX_NESTING = 4                      # zips inside zips deeper than this are refused
 _COPY_CHUNK = 1 << 20
@@ -76,6 +77,7 @@ def safe_extract(zip_path: Path, dest: Path) -> List[Path]:
     root = _ZipNode(zip_path, spill_dir=dest.parent)
     try:
         files = _extract_node(root, tmp, depth=0)
+        default_permissions(tmp)
         if dest.exists():
             dest.rmdir()
         os.replace(tmp, dest)

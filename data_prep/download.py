@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -34,6 +33,7 @@ from data_prep import pamap2
 from data_prep.archive import ArchiveError, safe_extract
 from har import __version__
 from har.errors import HarError
+from har.files import write_atomic
 from har.progress import progress_bar
 
 DEFAULT_URL = ("https://archive.ics.uci.edu/static/public/231/"
@@ -224,14 +224,7 @@ def _swap_into_place(new: Path, target: Path) -> None:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -14,7 +14,8 @@ import numpy as np
 
 from data_prep import pamap2, store, transform, windows
 from data_prep.config import PrepareConfig
-from data_prep.read import ParseCache, Recording, default_cache_dir, discover, read_recording
+from data_prep.read import (ParseCache, Recording, SignalBuffers, default_cache_dir, discover,
+                            read_recording)
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
 from data_prep.transform import Preprocessing
 from har import __version__
@@ -69,19 +70,20 @@ def prepare(path, config: PrepareConfig, *, force: bool = False, cache_dir: Opti
                             "subject": rec.source.subject, "size": rec.source.size,
                             "sha256": rec.sha256, "rows": rec.rows})
         _windows_of(rec, config, collected[split_of[rec.source.subject]], stats)
+        rec.release()
     cache.flush()
     t_windows = time.perf_counter() - t0
 
     arrays = _stack(collected, config, stats)
     mean = std = None
+    normalize = None
     if config.normalize:
         mean, std = fit_normalization(arrays["train"][0])
-        for x, _, _ in arrays.values():
-            apply_normalization(x, mean, std)
+        normalize = lambda x: apply_normalization(x, mean, std)  # noqa: E731
     meta = _meta(config, subjects, arrays, collected, stats, source_info, mean, std)
     with store.atomic_dir(out, force) as tmp:
         for split, (x, y, subj) in arrays.items():
-            store.write_split(tmp, split, x, y, subj)
+            store.write_split(tmp, split, x, y, subj, before_write=normalize)
         store.write_json(tmp / "meta.json", meta)
     total = time.perf_counter() - t0
     return {**meta, "timing": {"read_s": round(t_parse, 3), "windows_s": round(t_windows, 3),
@@ -91,9 +93,11 @@ def prepare(path, config: PrepareConfig, *, force: bool = False, cache_dir: Opti
 def _read_all(sources, cache: ParseCache, progress: bool):
     """Yield ``(recording, seconds)`` in source order; the next file is read while the
     caller windows the current one (pyarrow and hashing release the GIL)."""
+    buffers = SignalBuffers()
+
     def timed(source):
         t = time.perf_counter()
-        return read_recording(source, cache), time.perf_counter() - t
+        return read_recording(source, cache, buffers), time.perf_counter() - t
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(timed, s) for s in sources]
@@ -132,7 +136,9 @@ def _windows_of(rec: Recording, cfg: PrepareConfig, out: _Collected, stats: _Sta
 
 
 def _stack(collected: Dict[str, _Collected], cfg: PrepareConfig, stats: _Stats) -> dict:
-    """Concatenate each split's windows; fail with advice when nothing fits a window."""
+    """``{split: (x_parts, y, subject)}``: each split's windows as the list of per-run arrays
+    ``[n_i, T, C]`` (normalized and written piece by piece: no copy of the whole split) and its
+    labels and subjects concatenated; fail with advice when nothing fits a window."""
     total = sum(len(c.y) for c in collected.values())
     if total == 0 or not collected["train"].x:
         rate = cfg.rate_hz
@@ -150,9 +156,9 @@ def _stack(collected: Dict[str, _Collected], cfg: PrepareConfig, stats: _Stats) 
         if split != "train" and not getattr(cfg, f"{split}_subjects"):
             continue
         if c.x:
-            arrays[split] = (np.concatenate(c.x), np.concatenate(c.y), np.concatenate(c.subject))
+            arrays[split] = (c.x, np.concatenate(c.y), np.concatenate(c.subject))
         else:
-            arrays[split] = (np.empty((0, cfg.window, channels), np.float32),
+            arrays[split] = ([np.empty((0, cfg.window, channels), np.float32)],
                              np.empty(0, np.int64), np.empty(0, np.int64))
     return arrays
 

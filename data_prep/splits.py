@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
@@ -32,23 +33,29 @@ def assign_subjects(available: Iterable[int], val: List[int], test: List[int]
     return {"train": train, "val": sorted(val), "test": sorted(test)}
 
 
-def fit_normalization(x_train: np.ndarray, chunk_rows: int = 1 << 16
-                      ) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and (population) std, float64 ``[C]``, of train windows ``[N, T, C]``.
+def fit_normalization(x_train, chunk_rows: int = 1 << 16) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) std, float64 ``[C]``, of the train windows: one array
+    ``[N, T, C]`` or a list of them (the pieces of one split).
 
     Two passes over blocks of ``chunk_rows`` time steps, accumulated in float64: the same
     figures as ``x.reshape(-1, C).std(0, dtype=float64)`` without its float64 copy of the
     whole split. A constant channel gets std 1 so that normalizing it cannot divide by zero.
     """
-    flat = x_train.reshape(-1, x_train.shape[-1])
-    blocks = [flat[i:i + chunk_rows] for i in range(0, flat.shape[0], chunk_rows)]
-    total = sum((b.sum(axis=0, dtype=np.float64) for b in blocks), np.zeros(flat.shape[1]))
-    mean = total / flat.shape[0]
-    squares = np.zeros(flat.shape[1])
-    for b in blocks:
+    parts = [x_train] if isinstance(x_train, np.ndarray) else list(x_train)
+    channels = parts[0].shape[-1]
+    blocks = [flat[i:i + chunk_rows]
+              for flat in (p.reshape(-1, channels) for p in parts)
+              for i in range(0, flat.shape[0], chunk_rows)]
+    rows = sum(b.shape[0] for b in blocks)
+
+    def squares(b):
         d = b - mean
-        squares += np.einsum("ij,ij->j", d, d)
-    std = np.sqrt(squares / flat.shape[0])
+        return np.einsum("ij,ij->j", d, d)
+
+    with ThreadPoolExecutor(2) as pool:      # numpy releases the GIL on each block
+        mean = sum(pool.map(lambda b: b.sum(axis=0, dtype=np.float64), blocks),
+                   np.zeros(channels)) / rows
+        std = np.sqrt(sum(pool.map(squares, blocks), np.zeros(channels)) / rows)
     std[~(std > 1e-8)] = 1.0
     return mean, std
 

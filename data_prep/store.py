@@ -7,15 +7,17 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
 from data_prep.splits import SPLITS
 from har.errors import HarError
+from har.files import default_permissions, write_atomic
 
 FORMAT_NAME = "harkit.prepared"
 FORMAT_VERSION = 1
@@ -38,6 +40,7 @@ def atomic_dir(out: Path, force: bool, option: str = "--force") -> Iterator[Path
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield tmp
+        default_permissions(tmp)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)
@@ -52,23 +55,52 @@ def atomic_dir(out: Path, force: bool, option: str = "--force") -> Iterator[Path
 
 def write_json(path: Path, data) -> None:
     """Write ``data`` as indented JSON, atomically (temp file + rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
-def write_split(folder: Path, split: str, x: np.ndarray, y: np.ndarray, subject: np.ndarray
-                ) -> None:
+def write_split(folder: Path, split: str, x, y: np.ndarray, subject: np.ndarray,
+                before_write: Optional[Callable[[np.ndarray], None]] = None,
+                threads: int = 2) -> None:
     """``x_{split}.npy`` float32 [N, T, C], ``y_{split}.npy`` int64 [N],
-    ``subject_{split}.npy`` int64 [N]."""
-    np.save(folder / f"x_{split}.npy", np.ascontiguousarray(x, dtype=np.float32))
+    ``subject_{split}.npy`` int64 [N].
+
+    ``x`` may be a list of ``[n_i, T, C]`` pieces, written as if concatenated (no copy of the
+    whole split); ``before_write(piece)`` (e.g. normalization in place) runs on each piece just
+    before it is written. Pieces are processed by ``threads`` threads, each writing at its
+    piece's offset in the file.
+    """
+    parts = [x] if isinstance(x, np.ndarray) else list(x)
+    shape = (sum(p.shape[0] for p in parts),) + tuple(parts[0].shape[1:])
+    for part in parts:
+        if part.shape[1:] != shape[1:] or part.dtype != np.float32:
+            raise ValueError(f"window pieces {part.dtype} {part.shape[1:]} and float32 "
+                             f"{shape[1:]}")
+    with open(folder / f"x_{split}.npy", "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                 "fortran_order": False, "shape": shape})
+        fh.flush()
+        offsets = np.cumsum([fh.tell()] + [p.nbytes for p in parts])
+
+        def write(i: int) -> None:
+            part = np.ascontiguousarray(parts[i])
+            if before_write is not None:
+                before_write(part)
+            if hasattr(os, "pwrite"):
+                view = memoryview(part).cast("B")
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(fh.fileno(), view[done:], int(offsets[i]) + done)
+            else:                                               # no pwrite: in order
+                fh.seek(int(offsets[i]))
+                fh.write(part.data)
+
+        if threads > 1 and hasattr(os, "pwrite") and len(parts) > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(write, range(len(parts))))
+        else:
+            for i in range(len(parts)):
+                write(i)
     np.save(folder / f"y_{split}.npy", y.astype(np.int64))
     np.save(folder / f"subject_{split}.npy", subject.astype(np.int64))
 

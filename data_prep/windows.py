@@ -99,7 +99,11 @@ def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequen
     held readings. Column-major ``signals`` make every column a contiguous view."""
     hold = set(hold_columns)
     for a, b in segments(timestamp_s, rate_hz):
-        for j in range(signals.shape[1]):
+        # One summing pass finds the columns holding a NaN (their sum is NaN); only those are
+        # scanned and filled.
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = np.add.reduce(signals[a:b], axis=0, dtype=np.float64)
+        for j in np.flatnonzero(np.isnan(sums)):
             (fill_hold if j in hold else fill_linear)(signals[a:b, j])
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_prep import load_prepare_config, load_prepared, pamap2, prepare, read
-from tests.conftest import activity_blocks, write_dat
+from tests.conftest import activity_blocks, assert_umask_modes, write_dat
 
 SMALL = ["--downsample", "1", "--window", "10", "--overlap", "0", "--no-normalize"]
 
@@ -218,6 +218,21 @@ def test_cache_skips_parsing_and_notices_a_changed_file(tmp_path, monkeypatch):
                                   load_prepared(tmp_path / "c")["train"].x[:5])
 
 
+def test_prepared_folder_and_cache_entries_get_the_umask_mode(tmp_path, run_cli, umask_002):
+    """mkdtemp's private 0o700 must not survive the rename, nor mkstemp's 0o600."""
+    _three_subjects(tmp_path / "raw")
+    code, _, err = run_cli("prepare", tmp_path / "raw", "--out", tmp_path / "out", *SMALL,
+                           "--val-subjects", "none", "--test-subjects", "none")
+    assert code == 0, err
+    out = tmp_path / "out"
+    assert "meta.json" in [p.name for p in out.iterdir()]
+    assert_umask_modes(out, *out.iterdir())
+    entries = [p for p in (tmp_path / "cache/pamap2" / read.CACHE_VERSION).iterdir()
+               if p.is_dir()]
+    assert len(entries) == 3
+    assert_umask_modes(*entries, *(f for e in entries for f in e.iterdir()))
+
+
 def test_no_cache_option_parses_without_writing(tmp_path, run_cli):
     _three_subjects(tmp_path / "raw")
     code, _, err = run_cli("prepare", tmp_path / "raw", "--out", tmp_path / "o", *SMALL,
@@ -337,3 +352,20 @@ def test_load_prepared_names_what_is_missing(tmp_path):
         load_prepared(tmp_path / "raw")
     with pytest.raises(HarError, match="does not exist"):
         load_prepared(tmp_path / "nothing")
+
+
+def test_split_written_and_normalized_piece_by_piece(tmp_path):
+    from data_prep import store
+    from data_prep.splits import fit_normalization
+
+    rng = np.random.default_rng(0)
+    parts = [(rng.standard_normal((n, 7, 3)) * [1, 10, 0] + [5, -3, 2]).astype(np.float32)
+             for n in (4, 1, 9)]
+    whole = np.concatenate(parts)
+    mean, std = fit_normalization(parts, chunk_rows=5)    # blocks straddle the pieces
+    flat = whole.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(std[:2], flat.std(0)[:2], rtol=1e-12)
+    assert std[2] == 1.0                                  # constant channel: no division by 0
+    store.write_split(tmp_path, "train", parts, np.arange(14), np.full(14, 101))
+    np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)
