@@ -20,11 +20,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import numpy as np
 import torch
@@ -32,6 +30,7 @@ from torch import nn
 
 from har import __version__
 from har.errors import HarError
+from har.files import write_atomic
 from har.fold import fold_model
 
 FORMATS = ("onnx", "torchscript")
@@ -193,18 +192,3 @@ def read_metadata(path) -> Dict[str, Any]:
 
     props = onnx.load(str(path), load_external_data=False).metadata_props
     return {p.key: json.loads(p.value) for p in props}
-
-
-def write_atomic(path: Path, payload: bytes, *, mode: Optional[int] = 0o644) -> None:
-    """Write ``payload`` to ``path`` via a temp file beside it + rename (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

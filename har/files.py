@@ -1,7 +1,9 @@
 """Atomic file writes: a temp file beside the target, then one rename.
 
 A reader never sees a half-written file, and an error or Ctrl-C mid-write leaves the previous
-file (or none) in place.
+file (or none) in place. ``tempfile.mkstemp``/``mkdtemp`` create private (0o600/0o700) entries;
+:func:`default_permissions` gives the renamed result the mode a plain ``open``/``mkdir`` would
+have had under the process umask. Every atomic write in harkit goes through it.
 """
 
 from __future__ import annotations
@@ -9,10 +11,35 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable, Union
 
 from har.errors import HarError
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def default_permissions(path) -> None:
+    """Give ``path`` the mode ``open``/``mkdir`` would have given it: 0o666 (files) or 0o777
+    (folders) less the umask. Call it on a ``mkstemp``/``mkdtemp`` result before the rename."""
+    base = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, base & ~current_umask())
 
 
 def output_file(path, option: str) -> Path:
@@ -46,6 +73,7 @@ def write_with(path, write: Callable) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        default_permissions(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -3,7 +3,9 @@ checkpoint (:func:`trained`) and checks of PNG files and one-line errors."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,25 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def umask_002():
+    """Run the test under umask 0o002 (not the usual 0o022, so that neither mkstemp's private
+    0o600 nor a hard-coded 0o644 passes for "the mode the umask implies")."""
+    old = os.umask(0o002)
+    try:
+        yield 0o002
+    finally:
+        os.umask(old)
+
+
+def assert_umask_modes(*paths: Path, umask: int = 0o002) -> None:
+    """Each path has the mode open()/mkdir() give under ``umask``: 0o666 or 0o777 less it."""
+    for path in paths:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        expected = (0o777 if os.path.isdir(path) else 0o666) & ~umask
+        assert mode == expected, f"{path}: mode {mode:o}, expected {expected:o}"
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ import pytest
 
 from data_prep.archive import ArchiveError, find_zip_recordings, safe_extract
 from har.errors import HarError
-from tests.conftest import activity_blocks, write_dat
+from tests.conftest import activity_blocks, assert_umask_modes, write_dat
 
 
 # --------------------------------------------------------------------------- archive builders
@@ -82,6 +82,12 @@ def test_safe_extract_flat(tmp_path):
     assert sorted(str(p.relative_to(tmp_path / "out")) for p in out) == sorted(files)
     for name, data in files.items():
         assert (tmp_path / "out" / name).read_bytes() == data
+
+
+def test_safe_extract_gives_the_folder_the_umask_mode(tmp_path, umask_002):
+    archive = write(tmp_path / "flat.zip", zip_bytes(dataset_files(tmp_path)))
+    out = safe_extract(archive, tmp_path / "out")
+    assert_umask_modes(tmp_path / "out", *out)          # not mkdtemp's 0o700
 
 
 @pytest.mark.parametrize("inner", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])

@@ -21,6 +21,7 @@ from data_prep.archive import find_zip_recordings
 from data_prep.download import download_pamap2
 from har import __version__
 from har.errors import HarError
+from tests.conftest import assert_umask_modes
 from tests.test_archive import corrupt, dataset_files, listing, nested_zip, zip_bytes
 
 UCI_NAME = "pamap2+physical+activity+monitoring.zip"
@@ -100,6 +101,12 @@ def test_download_extracts_and_writes_manifest(server, tmp_path, files, inner):
     # the kept archive is readable in place by the prepare stage
     recs = find_zip_recordings(dest / UCI_NAME)
     assert sorted(r.member for r in recs) == sorted(m for m in files if m.endswith(".dat"))
+
+
+def test_downloaded_files_get_the_umask_mode(server, tmp_path, files, umask_002):
+    dest = tmp_path / "raw"
+    download_pamap2(dest, url=serve(server, nested_zip(files)))
+    assert_umask_modes(*dest.iterdir(), *(dest / "PAMAP2_Dataset").rglob("*"))
 
 
 def test_download_follows_redirects(server, tmp_path, files):

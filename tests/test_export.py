@@ -15,6 +15,7 @@ from data_prep import load_prepared
 from har.checkpoint import load_checkpoint, model_from_checkpoint
 from har.errors import HarError
 from har.export import export, read_metadata
+from tests.conftest import assert_umask_modes
 from tests.test_bench import _has_onnx, make_checkpoint, make_prepared
 
 needs_onnx = pytest.mark.skipif(not _has_onnx(), reason="onnx/onnxruntime not installed "
@@ -79,6 +80,13 @@ def test_torchscript_round_trip_equals_pytorch_and_carries_metadata(tiny, tmp_pa
                                        _reference(ckpt, batch), rtol=1e-4, atol=1e-4)
     _check_metadata(json.loads(extra["harkit.json"]), ckpt, prepared)
     assert read_metadata(out) == json.loads(extra["harkit.json"])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load in torch >= 2.10
+def test_exported_file_gets_the_umask_mode(tiny, tmp_path, umask_002):
+    _, ckpt, _ = tiny
+    export(ckpt, "torchscript", tmp_path / "model.torchscript.pt")
+    assert_umask_modes(tmp_path / "model.torchscript.pt")      # 0o664 here, not 0o644
 
 
 @needs_onnx

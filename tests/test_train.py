@@ -27,7 +27,7 @@ from har.errors import HarError
 from har.metrics import classification_scores
 from har.models import create_model, list_models
 from har.train import METRICS_COLUMNS, TIMING_COLUMNS, TrainOptions, fit
-from tests.conftest import activity_blocks, png_size, write_dat
+from tests.conftest import activity_blocks, assert_umask_modes, png_size, write_dat
 
 ACTIVITIES = (1, 2, 3, 4)
 TINY = {"blocks": [1, 1], "widths": [8, 8]}
@@ -138,6 +138,16 @@ def test_fit_learns_and_writes_the_run_folder(data, tmp_path):
     assert config["device"]["type"] == "cpu" and config["device"]["name"]
     assert config["device"]["amp"] in ("fp32", "bfloat16 autocast")
     assert config["device"]["threads"] == 1
+
+
+def test_run_folder_files_get_the_umask_mode(data, tmp_path, umask_002):
+    """Not mkstemp's private 0o600: a colleague (or a web server) can read the run."""
+    run = tmp_path / "run"
+    _fit(data, run, epochs=1)
+    files = sorted(run.iterdir())
+    assert [p.name for p in files] == [
+        "best.pt", "config.json", "curves.png", "last.pt", "metrics.csv", "summary.json"]
+    assert_umask_modes(run, *files)
 
 
 def test_cli_prints_one_row_per_epoch_and_a_result_line(data, tiny_toml, tmp_path, run_cli):
