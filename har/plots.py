@@ -31,8 +31,8 @@ def _figure(size):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise HarError("drawing PNGs needs matplotlib, which is not installed; pip install "
-                       "'harkit[plots]' (or matplotlib)") from None
+        raise HarError("drawing PNGs needs matplotlib, which is not installed; "
+                       "pip install matplotlib") from None
 
     fig = Figure(figsize=size, dpi=DPI)
     FigureCanvasAgg(fig)

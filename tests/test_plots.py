@@ -3,12 +3,18 @@ Uses the session fixture ``trained`` of conftest.py for a real run folder and ch
 
 from __future__ import annotations
 
+import configparser
 import csv
+import re
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from har import plots
+from har.errors import HarError
 from har.predict import Predictor, Timeline, predict_path, torch_threads
 from tests.conftest import one_error_line, png_size
 
@@ -61,3 +67,20 @@ def test_timeline_png_size_grows_with_recordings(trained, tmp_path):
                                    tmp_path / f"t{len(timelines)}.png")
         width, height = (round(v * plots.DPI) for v in plots.timeline_size(len(timelines)))
         assert png_size(path) == (width, height) == (1200, 140 + 160 * len(timelines))
+
+
+def test_matplotlib_is_a_runtime_dependency():
+    """`har train` writes curves.png, so a plain `pip install harkit` brings matplotlib."""
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    names = lambda value: [re.split(r"[<>=!~ ;\[]", r.strip())[0]  # noqa: E731
+                           for r in value.splitlines() if r.strip()]
+    assert "matplotlib" in names(cfg["options"]["install_requires"])
+    extras = cfg["options.extras_require"]
+    assert all("matplotlib" not in names(extras[e]) for e in extras)
+
+
+def test_without_matplotlib_the_error_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)     # import fails
+    with pytest.raises(HarError, match=r"pip install matplotlib$"):
+        plots.plot_confusion(np.eye(2, dtype=np.int64), ["a", "b"], tmp_path / "cm.png", "t")
