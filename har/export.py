@@ -8,9 +8,10 @@ with the checkpoint's PyTorch model; a difference above tolerance is a HarError.
 written atomically (temp file beside it + rename).
 
 Metadata (:func:`export_metadata`; read back with :func:`read_metadata`): ``harkit_format``,
-``harkit_version``, ``model`` (name + hyper-parameters), ``input_shape`` ``[1, T, C]``,
-``classes``, ``class_ids``, ``channels``, ``normalization`` (``applied``, ``mean``, ``std``),
-``window``, ``stride``, ``sample_rate_hz``, ``preprocessing``, ``input``/``output`` names.
+``harkit_format_version``, ``harkit_version``, ``model`` (name + hyper-parameters),
+``input_shape`` ``[1, T, C]``, ``classes``, ``class_ids``, ``channels``, ``normalization``
+(``applied``, ``mean``, ``std``), ``window``, ``stride``, ``sample_rate_hz``, ``preprocessing``,
+``input``/``output`` names.
 ONNX keeps each as a ``metadata_props`` entry whose value is JSON (``json.loads`` every value);
 TorchScript keeps the whole dict as the extra file ``harkit.json``.
 """
@@ -35,7 +36,7 @@ from har.fold import fold_model
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "windows", "logits"
-EXPORT_FORMAT = "harkit.export"
+EXPORT_FORMAT, EXPORT_FORMAT_VERSION = "harkit.export", 1
 TORCHSCRIPT_METADATA = "harkit.json"
 ONNX_OPSET = 17
 ONNX_EXTRA = "pip install 'harkit[onnx]'"
@@ -91,7 +92,8 @@ def export_metadata(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     """What a deployed model needs to know, from a checkpoint (plain JSON values)."""
     pre = ckpt.get("preprocessing") or {}
     return {
-        "harkit_format": EXPORT_FORMAT, "harkit_version": __version__,
+        "harkit_format": EXPORT_FORMAT, "harkit_format_version": EXPORT_FORMAT_VERSION,
+        "harkit_version": __version__,
         "model": ckpt["model"], "input_shape": list(ckpt["input_shape"]),
         "input": INPUT_NAME, "output": OUTPUT_NAME,
         "classes": list(ckpt["classes"]), "class_ids": list(ckpt.get("class_ids") or []),

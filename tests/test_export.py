@@ -39,7 +39,7 @@ def _reference(ckpt_path, x):
 
 def _check_metadata(meta, ckpt_path, prepared):
     ckpt, data = load_checkpoint(ckpt_path), load_prepared(prepared)
-    assert meta["harkit_format"] == "harkit.export"
+    assert meta["harkit_format"] == "harkit.export" and meta["harkit_format_version"] == 1
     assert meta["classes"] == data.class_names and meta["channels"] == data.channels
     assert meta["normalization"] == data.meta["normalization"]
     assert meta["window"] == data.window and meta["stride"] == data.meta["stride"]
