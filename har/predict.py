@@ -308,9 +308,15 @@ def format_summary(summary: Dict) -> str:
     return "\n".join(lines)
 
 
+def true_name(true_id: int) -> str:
+    """The true activity of a window as written in the timeline CSV and printed by streaming:
+    its name (``"transient"`` for 0), or ``""`` for -1 (the window straddles a change)."""
+    return pamap2.ACTIVITIES[int(true_id)] if true_id >= 0 else ""
+
+
 def true_names(true_id: np.ndarray) -> List[str]:
-    """Activity names of ``true_id`` (``""`` for -1: the window straddles a change)."""
-    return [pamap2.ACTIVITIES[int(a)] if a >= 0 else "" for a in true_id]
+    """:func:`true_name` of each window."""
+    return [true_name(a) for a in true_id]
 
 
 def write_timeline_csv(path, timelines: Sequence[Timeline], predictor: Predictor) -> Path:

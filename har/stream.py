@@ -20,7 +20,7 @@ import numpy as np
 from data_prep import pamap2
 from data_prep.transform import GapFiller, StreamWindow, Windower, span_labels
 from har.errors import HarError
-from har.predict import Predictor, Timeline, no_window_note
+from har.predict import Predictor, Timeline, no_window_note, true_name
 
 POLL_S = 0.05      # how often a followed file is checked for new rows (s)
 
@@ -43,9 +43,8 @@ PREDICTION_HEADER = f"{'start_s':>10} {'end_s':>10}  {'activity':<18} {'prob':>5
 
 def format_prediction(p: Prediction, predictor: Predictor) -> str:
     """One streamed prediction as a line under :data:`PREDICTION_HEADER`."""
-    true = pamap2.ACTIVITIES[p.true_id] if p.true_id > 0 else ""
     return (f"{p.start_s:>10.2f} {p.end_s:>10.2f}  {predictor.classes[p.predicted]:<18} "
-            f"{p.probability:>5.3f} {p.latency_ms:>7.1f}  {true}").rstrip()
+            f"{p.probability:>5.3f} {p.latency_ms:>7.1f}  {true_name(p.true_id)}").rstrip()
 
 
 @dataclass

@@ -9,6 +9,7 @@ import csv
 import io
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -176,6 +177,25 @@ def test_stdin_stream_writes_the_batch_csv(trained, tmp_path, run_cli, monkeypat
     assert out.splitlines()[0].split()[:3] == ["start_s", "end_s", "activity"]
     assert len(printed) >= len(batch)
     assert (tmp_path / "s.png").is_file()
+
+
+_PRINTED = re.compile(r"^\s*(\S+)\s+(\S+)\s+(.+?)\s+(\d\.\d{3})\s+(\d+\.\d)(?:\s+(.+))?$")
+
+
+def test_streamed_true_column_equals_the_batch_csv(trained, tmp_path, run_cli, monkeypatch):
+    """Transient windows say "transient" in both; blank means only "crosses a change"."""
+    code, _, err = run_cli("predict", trained.checkpoint, trained.held_out,
+                           "--out", tmp_path / "batch.csv")
+    assert code == 0, err
+    batch = _rows(tmp_path / "batch.csv")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(trained.held_out.read_bytes())))
+    code, out, err = run_cli("predict", trained.checkpoint, "-", "--follow")
+    assert code == 0, err
+    printed = [_PRINTED.match(line) for line in out.splitlines()[1:1 + len(batch)]]
+    assert all(printed), out
+    assert [(float(m[1]), m[3], m[6] or "") for m in printed] == [
+        (round(float(r["start_s"]), 2), r["activity"], r["true_activity"]) for r in batch]
+    assert {"transient", ""} < {r["true_activity"] for r in batch}
 
 
 def test_follow_a_growing_file(trained, tmp_path):
