@@ -58,11 +58,11 @@ def evaluate(checkpoint, data=None, split: str = "test") -> Dict:
 
 
 def data_folder_of(ckpt: Dict, path) -> str:
-    """The prepared folder a checkpoint was trained on; HarError when it does not say."""
-    for section in ("preprocessing", "training"):
-        folder = (ckpt.get(section) or {}).get("data")
-        if folder:
-            return folder
+    """The prepared folder a checkpoint was trained on (``training.data``, as ``har train``
+    records it); HarError when it does not say."""
+    folder = (ckpt.get("training") or {}).get("data")
+    if folder:
+        return folder
     raise HarError(f"{path} does not record its data folder; pass --data DIR (the prepared "
                    "folder it was trained on)")
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from data_prep import load_prepare_config, load_prepared, prepare
-from har.evaluate import evaluate
+from har.errors import HarError
+from har.evaluate import data_folder_of, evaluate
 from har.predict import torch_threads
 from tests.conftest import one_error_line, png_size
 
@@ -105,3 +106,11 @@ def test_data_folder_that_does_not_match_is_refused(trained, tmp_path, run_cli):
     torch.save({**ckpt, "training": {**ckpt["training"], "data": str(tmp_path / "gone")}}, moved)
     code, _, err = run_cli("evaluate", moved)
     assert code == 2 and "no longer exists" in one_error_line(err) and "--data" in err
+
+
+def test_the_data_folder_is_the_one_training_recorded():
+    """``har train`` records it as ``training.data``; no other key is read."""
+    assert data_folder_of({"training": {"data": "/p/prep"}}, "best.pt") == "/p/prep"
+    for ckpt in ({"preprocessing": {"data": "/p/prep"}, "training": {}}, {}):
+        with pytest.raises(HarError, match="does not record its data folder.*--data"):
+            data_folder_of(ckpt, "best.pt")
