@@ -1,6 +1,11 @@
-"""The `har` group: `har --help` walks the main flow, every command in its order."""
+"""The `har` group: `har --help` walks the main flow, every command in its order; `make demo`
+runs commands that exist."""
 
 from __future__ import annotations
+
+import itertools
+import shlex
+from pathlib import Path
 
 from cli import FLOW, cli
 
@@ -15,3 +20,20 @@ def test_help_lists_every_command_in_the_main_flow_order(run_cli):
     flow = out[:out.index("Options:")]
     positions = [flow.index(f"har {name}") for name in FLOW]
     assert positions == sorted(positions), flow
+
+
+def _make_recipe(target: str):
+    """The recipe lines of ``target`` in the Makefile, with $(BIN)/$(DEMO) expanded."""
+    text = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    lines = text[text.index(f"\n{target}:"):].splitlines()[2:]
+    recipe = [line.strip() for line in itertools.takewhile(lambda s: s.startswith("\t"), lines)]
+    return [line.replace("$(BIN)", ".venv/bin").replace("$(DEMO)", "demo") for line in recipe]
+
+
+def test_make_demo_ends_with_har_bench_on_the_demo_checkpoint():
+    last = shlex.split(_make_recipe("demo")[-1])
+    assert last[:2] == [".venv/bin/har", "bench"]
+    args = last[2:]
+    assert args[args.index("--checkpoint") + 1] == "demo/run/best.pt"
+    assert args[args.index("--data") + 1] == "demo/prepared"
+    cli.commands["bench"].make_context("bench", args)       # every option exists and parses
