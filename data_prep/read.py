@@ -38,6 +38,7 @@ import numpy as np
 
 from data_prep import pamap2, windows
 from har.errors import HarError
+from har.files import default_permissions, write_atomic
 
 CACHE_VERSION = "v1"  # bump when the cached arrays change meaning
 
@@ -155,7 +156,6 @@ class ParseCache:
             np.save(tmp / "timestamp.npy", rec.timestamp_s)
             np.save(tmp / "activity.npy", rec.activity)
             np.save(tmp / "signals.npy", rec.signals)
-            from har.files import default_permissions   # mkdtemp made it 0o700
             default_permissions(tmp)
             os.replace(tmp, self.root / rec.sha256)
         except OSError:
@@ -171,10 +171,7 @@ class ParseCache:
         if self.root is None or not self._dirty:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".index-", dir=self.root)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self._index, fh)
-        os.replace(tmp, self.root / "index.json")
+        write_atomic(self.root / "index.json", json.dumps(self._index))
         self._dirty = False
 
 
