@@ -419,10 +419,13 @@ def predict(checkpoint, recording, hop, out, plot_file, follow, idle_timeout, by
               help="CPU threads for torch and ONNX Runtime [default: one per core].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
               show_default=True, help="Where eager, optimized and bf16 run.")
+@click.option("--compile/--no-compile", "compile_", default=True, show_default=True,
+              help="Let optimized and bf16 use torch.compile (a few seconds per batch size; "
+                   "frozen TorchScript when off or when this machine cannot compile).")
 @click.option("--json", "json_file", type=click.Path(path_type=Path), default=None,
               help="Also write the figures as JSON (docs/FORMAT.md).")
 def bench(model, checkpoint, data, window, channels, classes, backend, batch_sizes, runs, warmup,
-          threads, device, json_file):
+          threads, device, compile_, json_file):
     """Time single-window latency and throughput of a model across inference backends.
 
     Per backend: p50/p90/p99 ms for one window, windows/s per batch size, GFLOP/s, peak
@@ -443,7 +446,7 @@ def bench(model, checkpoint, data, window, channels, classes, backend, batch_siz
     result = run(model, checkpoint=checkpoint, data=data, window=window, channels=channels,
                  classes=classes, backend=backend,
                  batch_sizes=_parse_int_list(batch_sizes, "--batch-sizes"), runs=runs,
-                 warmup=warmup, threads=threads, device=device, log=log)
+                 warmup=warmup, threads=threads, device=device, compile=compile_, log=log)
     click.echo(format_table(result))
     if json_file is not None:
         write_json(json_file, result)

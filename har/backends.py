@@ -9,9 +9,11 @@ memory, so its time includes any cast and any host <-> GPU copy a real caller wo
 backend    device dtype    how
 ========== ====== ======== ==================================================================
 eager      device fp32     the model as trained (``--device``)
-optimized  device fp32     BatchNorm folded (:mod:`har.fold`), traced + frozen TorchScript
+optimized  device fp32     BatchNorm folded (:mod:`har.fold`), then ``torch.compile`` with
+                           frozen weights (``Setup.compile``), else traced + frozen TorchScript
                            (+ ``optimize_for_inference``'s oneDNN weight prepacking on CPU)
-bf16       device bf16     the folded model in bfloat16 (oneDNN AMX / AVX-512 BF16 on CPU)
+bf16       device bf16     the folded model in bfloat16 (oneDNN AMX / AVX-512 BF16 on CPU),
+                           compiled or frozen as ``optimized``
 onnx       cpu    fp32     ONNX Runtime, all graph optimizations (extra ``harkit[onnx]``)
 int8       cpu    int8     ONNX Runtime static QDQ quantization, per-channel weights,
                            calibrated on training windows (VNNI / AMX int8 kernels)
@@ -52,6 +54,7 @@ class Setup:
     example: torch.Tensor
     calibration: np.ndarray
     calibration_note: str = ""
+    compile: bool = False      # optimized/bf16: try torch.compile (Inductor, weights frozen)
 
 
 @dataclass
@@ -132,6 +135,41 @@ def _freeze(module: nn.Module, example: torch.Tensor, optimize: bool) -> Tuple[o
         return module, "eager (TorchScript unavailable)"
 
 
+def _compile(module: nn.Module, example: torch.Tensor) -> Tuple[object, str]:
+    """``torch.compile`` (Inductor) with the weights frozen into the graph: oneDNN prepacked
+    matmuls with their bias, ReLU and residual adds fused, one kernel per shape
+    (``dynamic=False``). Compiled and checked on ``example`` here; a callable that keeps the
+    freezing setting for later shapes, or None when this machine cannot compile (no C++
+    compiler, an unsupported torch)."""
+    try:
+        with quiet():                   # importing Inductor warns about torch.jit
+            import torch._inductor.config as inductor_config
+
+        compiled = torch.compile(module, dynamic=False)
+
+        def call(windows: torch.Tensor) -> torch.Tensor:
+            with inductor_config.patch(freezing=True), quiet():   # a new shape compiles
+                return compiled(windows)
+
+        with quiet(), torch.inference_mode():
+            call(example)
+            call(example)
+        return call, "torch.compile (Inductor, frozen weights)"
+    except Exception:  # noqa: BLE001 -- any failure falls back to TorchScript
+        return None, ""
+
+
+def _compile_or_freeze(module: nn.Module, example: torch.Tensor, setup: Setup,
+                       optimize: bool) -> Tuple[object, str]:
+    """The fastest inference graph this machine builds: compiled when ``setup.compile`` and
+    possible, else traced + frozen TorchScript."""
+    if setup.compile:
+        compiled, engine = _compile(module, example)
+        if compiled is not None:
+            return compiled, engine
+    return _freeze(module, example, optimize)
+
+
 @contextlib.contextmanager
 def _no_root_logging():
     """ONNX Runtime's quantizer logs advice on the root logger; keep the terminal clean."""
@@ -153,7 +191,8 @@ def _eager(model: nn.Module, setup: Setup) -> Runner:
 def _optimized(model: nn.Module, setup: Setup) -> Runner:
     module, how = _inference_copy(model, setup.device, torch.float32)
     example = setup.example.to(setup.device)
-    frozen, engine = _freeze(module, example, optimize=setup.device.type == "cpu")
+    frozen, engine = _compile_or_freeze(module, example, setup,
+                                        optimize=setup.device.type == "cpu")
     return _torch_runner("optimized", frozen, setup.device, torch.float32, f"{engine}, {how}",
                          _tensor_bytes(module))
 
@@ -161,7 +200,7 @@ def _optimized(model: nn.Module, setup: Setup) -> Runner:
 def _bf16(model: nn.Module, setup: Setup) -> Runner:
     module, how = _inference_copy(model, setup.device, torch.bfloat16)
     example = setup.example.to(setup.device, torch.bfloat16)
-    frozen, engine = _freeze(module, example, optimize=False)
+    frozen, engine = _compile_or_freeze(module, example, setup, optimize=False)
     return _torch_runner("bf16", frozen, setup.device, torch.bfloat16, f"{engine}, {how}",
                          _tensor_bytes(module))
 

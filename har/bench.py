@@ -55,7 +55,8 @@ def run(model: Optional[str] = None, *, checkpoint=None, data=None,
         classes: Optional[int] = None, backend: str = "all",
         batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, runs: int = DEFAULT_RUNS,
         warmup: int = DEFAULT_WARMUP, threads: Optional[int] = None, device: str = "cpu",
-        seed: int = 0, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+        seed: int = 0, compile: bool = True,
+        log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
     """Benchmark ``model`` (random weights, default ``resnet`` at 171 x 36, 12 classes) or
     ``checkpoint`` on ``backend`` (``"all"``, a name or a comma-separated list).
 
@@ -64,7 +65,8 @@ def run(model: Optional[str] = None, *, checkpoint=None, data=None,
     threads (default: torch's current count); ``device`` (``cpu``, ``cuda``, ``auto``) is where
     ``eager``/``optimized``/``bf16`` run. Backends named explicitly must be available
     (HarError naming the extra or device); with ``all`` the unavailable ones are skipped with
-    the reason. Returns the figures as a plain dict.
+    the reason. ``compile`` lets ``optimized``/``bf16`` use ``torch.compile`` (seconds of
+    compiling per batch size; TorchScript otherwise). Returns the figures as a plain dict.
     """
     log = log or (lambda line: None)
     _check_counts(runs, warmup, batch_sizes, threads)
@@ -77,7 +79,8 @@ def run(model: Optional[str] = None, *, checkpoint=None, data=None,
     load_before = _load_avg()
     torch.set_num_threads(threads)
     try:
-        setup = Setup(dev, threads, subject.example, subject.calibration, subject.calibration_note)
+        setup = Setup(dev, threads, subject.example, subject.calibration, subject.calibration_note,
+                      compile=compile)
         runners, prepare_s = [], {}
         for name in names:
             log(f"preparing {name}")

@@ -28,7 +28,7 @@ from tests.conftest import activity_blocks, write_dat
 
 WINDOW, CHANNELS = 16, 3
 TINY = {"blocks": [1, 1], "widths": [8, 8]}
-FAST = ["--runs", "4", "--warmup", "1", "--batch-sizes", "1,4", "--threads", "1"]
+FAST = ["--runs", "4", "--warmup", "1", "--batch-sizes", "1,4", "--threads", "1", "--no-compile"]
 FP32 = ("eager", "optimized", "onnx", "cuda")
 
 
@@ -149,6 +149,25 @@ def test_each_backend_matches_fp32_eager(name):
     assert runner.size_bytes > 0 and runner.precision in ("fp32", "bf16", "fp16", "int8")
 
 
+@pytest.mark.parametrize("name", ["optimized", "bf16"])
+def test_compiled_backends_match_fp32_eager_at_every_batch_size(name):
+    skip, reason = SKIPS.get(name, (False, ""))
+    if skip:
+        pytest.skip(reason)
+    model = randomize_batchnorm(create_model("resnet", WINDOW, CHANNELS, 4, **TINY))
+    x = torch.randn(5, 1, WINDOW, CHANNELS, generator=torch.Generator().manual_seed(2))
+    setup = backends.Setup(torch.device("cpu"), 1, x[:1], x[:, 0].numpy(), compile=True)
+    runner = backends.prepare(name, model, setup)
+    if not runner.engine.startswith("torch.compile"):
+        pytest.skip(f"torch.compile unavailable here; {name} fell back to {runner.engine}")
+    with torch.no_grad():
+        reference = model(x)
+    scale = max(1.0, float(reference.abs().max()))
+    tolerance = 1e-4 * scale if name in FP32 else 0.1 * scale
+    for batch in (x[:1], x):                   # a second shape compiles again, still frozen
+        assert float((runner(batch) - reference[:len(batch)]).abs().max()) <= tolerance
+
+
 def test_optimized_backend_takes_models_without_a_folded_form():
     model = create_model("deepconvlstm", 20, 3, 4).eval()
     x = torch.randn(3, 1, 20, 3)
@@ -170,7 +189,7 @@ def test_all_resolves_to_every_backend_and_lists_are_kept_in_order():
 def test_run_with_checkpoint_and_data_reports_agreement_per_backend(tiny):
     prepared, ckpt = tiny
     result = har.bench.run(checkpoint=ckpt, data=prepared, runs=4, warmup=1, threads=1,
-                           batch_sizes=[1, 4])
+                           batch_sizes=[1, 4], compile=False)
     rows = {r["backend"]: r for r in result["backends"]}
     assert "eager" in rows and "optimized" in rows
     assert result["agreement_on"]["split"] == "val" and result["agreement_on"]["windows"] > 0
@@ -191,7 +210,7 @@ def test_run_with_checkpoint_and_data_reports_agreement_per_backend(tiny):
 def test_random_model_without_data_has_no_agreement_and_an_assumed_stream():
     result = har.bench.run("resnet", window=WINDOW, channels=CHANNELS, classes=4,
                            backend="eager,optimized", runs=3, warmup=0, threads=1,
-                           batch_sizes=[2])
+                           batch_sizes=[2], compile=False)
     assert [r["backend"] for r in result["backends"]] == ["eager", "optimized"]
     assert result["weights"] == "random" and result["agreement_on"] is None
     assert result["backends"][1]["agreement_top1"] is None
@@ -262,7 +281,7 @@ def test_backend_without_its_package_names_the_extra(run_cli, monkeypatch, backe
 def test_all_skips_a_backend_whose_package_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     result = har.bench.run("resnet", window=WINDOW, channels=CHANNELS, classes=4, runs=2,
-                           warmup=0, threads=1, batch_sizes=[1])
+                           warmup=0, threads=1, batch_sizes=[1], compile=False)
     skipped = {s["backend"]: s["reason"] for s in result["skipped"]}
     assert "harkit[onnx]" in skipped["onnx"] and "int8" in skipped
     assert "onnx" not in {r["backend"] for r in result["backends"]}
