@@ -129,17 +129,24 @@ def test_models_without_a_folded_form_are_left_alone():
 
 
 # --------------------------------------------------------------------------- backends
-@pytest.mark.parametrize("name", backends.backend_names())
-def test_each_backend_matches_fp32_eager(name):
+def _tiny_backend(name, windows, seed, compile=False):
+    """(runner of backend ``name`` for a tiny ResNet, its fp32 eager logits on ``windows``
+    random windows, the windows); skips when this machine lacks the backend."""
     skip, reason = SKIPS.get(name, (False, ""))
     if skip:
         pytest.skip(reason)
     model = randomize_batchnorm(create_model("resnet", WINDOW, CHANNELS, 4, **TINY))
-    x = torch.randn(8, 1, WINDOW, CHANNELS, generator=torch.Generator().manual_seed(1))
-    setup = backends.Setup(torch.device("cpu"), 1, x[:1], x[:, 0].numpy(), "test windows")
+    x = torch.randn(windows, 1, WINDOW, CHANNELS, generator=torch.Generator().manual_seed(seed))
+    setup = backends.Setup(torch.device("cpu"), 1, x[:1], x[:, 0].numpy(), "test windows",
+                           compile=compile)
     runner = backends.prepare(name, model, setup)
     with torch.no_grad():
-        reference = model(x)
+        return runner, model(x), x
+
+
+@pytest.mark.parametrize("name", backends.backend_names())
+def test_each_backend_matches_fp32_eager(name):
+    runner, reference, x = _tiny_backend(name, 8, seed=1)
     out = runner(x)
     assert out.dtype == torch.float32 and out.shape == (8, 4) and out.device.type == "cpu"
     assert runner(x[:1]).shape == (1, 4)
@@ -151,17 +158,9 @@ def test_each_backend_matches_fp32_eager(name):
 
 @pytest.mark.parametrize("name", ["optimized", "bf16"])
 def test_compiled_backends_match_fp32_eager_at_every_batch_size(name):
-    skip, reason = SKIPS.get(name, (False, ""))
-    if skip:
-        pytest.skip(reason)
-    model = randomize_batchnorm(create_model("resnet", WINDOW, CHANNELS, 4, **TINY))
-    x = torch.randn(5, 1, WINDOW, CHANNELS, generator=torch.Generator().manual_seed(2))
-    setup = backends.Setup(torch.device("cpu"), 1, x[:1], x[:, 0].numpy(), compile=True)
-    runner = backends.prepare(name, model, setup)
+    runner, reference, x = _tiny_backend(name, 5, seed=2, compile=True)
     if not runner.engine.startswith("torch.compile"):
         pytest.skip(f"torch.compile unavailable here; {name} fell back to {runner.engine}")
-    with torch.no_grad():
-        reference = model(x)
     scale = max(1.0, float(reference.abs().max()))
     tolerance = 1e-4 * scale if name in FP32 else 0.1 * scale
     for batch in (x[:1], x):                   # a second shape compiles again, still frozen
