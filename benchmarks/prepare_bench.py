@@ -3,7 +3,9 @@
 Measured in one run, each figure the median of ``--runs`` repetitions, files in the page cache:
 
 * ``pyarrow``   pyarrow.csv.read_csv of the same 37 columns (label + 36 IMU channels) of every
-                file: the floor for parsing this text format in Python's ecosystem;
+                file: the floor for parsing this text format in Python's ecosystem. Timed
+                twice: in this long-lived process (runs after the first reuse its warm memory
+                pool) and, as ``pyarrow_fresh``, in a new process per run like the CLI;
 * ``pandas``    a per-subject ``pd.read_csv`` loop of the kind reference scripts use, doing the
                 same job as prepare (interpolate, drop transient, every 3rd row, windows per
                 activity run, train/val/test by subject, z-score) without a cache;
@@ -99,6 +101,17 @@ def bench_pandas(raw: Path, out: Path) -> float:
     return time.perf_counter() - t
 
 
+def in_fresh_process(name: str, *args) -> float:
+    """Seconds that ``bench_<name>(*args)`` reports when run in a new Python process, as the
+    CLI runs: no memory pool or page-fault warm-up carried over from earlier repetitions."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+            f"import prepare_bench as b; from pathlib import Path; "
+            f"print(b.bench_{name}(*map(Path, sys.argv[1:])))")
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
 def run_cli(args) -> dict:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], cwd=ROOT,
@@ -128,10 +141,12 @@ def main() -> None:
     for f in files:                      # warm the page cache
         f.read_bytes()
     work = Path(tempfile.mkdtemp(prefix="harkit-bench-"))
-    results = {"pyarrow": [], "pandas": [], "cold": [], "warm": [], "cold_gb": [], "warm_gb": []}
+    results = {k: [] for k in ("pyarrow", "pyarrow_fresh", "pandas", "cold", "warm", "cold_gb",
+                                "warm_gb")}
     try:
         for i in range(args.runs):
             results["pyarrow"].append(bench_pyarrow(args.raw))
+            results["pyarrow_fresh"].append(in_fresh_process("pyarrow", args.raw))
             if not args.skip_pandas:
                 results["pandas"].append(bench_pandas(args.raw, work / "pandas"))
             cache = work / f"cache{i}"
@@ -150,11 +165,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in results.items() if v}
     print(f"\nmedian of {args.runs} runs")
-    print(f"  pyarrow parse (37 columns)      {med['pyarrow']:7.2f} s")
+    print(f"  pyarrow parse (37 columns)      {med['pyarrow']:7.2f} s   (in this process, "
+          "warm after run 1)")
+    print(f"  pyarrow parse, fresh process    {med['pyarrow_fresh']:7.2f} s   (as the CLI runs)")
     if "pandas" in med:
         print(f"  pandas reference script         {med['pandas']:7.2f} s")
     print(f"  har prepare, cold (CLI)         {med['cold']:7.2f} s   "
-          f"= {med['cold'] / med['pyarrow']:.2f} x pyarrow"
+          f"= {med['cold'] / med['pyarrow']:.2f} x pyarrow, "
+          f"{med['cold'] / med['pyarrow_fresh']:.2f} x pyarrow in a fresh process"
           + (f", {med['pandas'] / med['cold']:.1f} x faster than pandas" if "pandas" in med
              else ""))
     print(f"  har prepare --window 128, warm  {med['warm']:7.2f} s")
