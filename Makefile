@@ -27,7 +27,7 @@ demo: venv
 	$(BIN)/har prepare $(DEMO)/raw --out $(DEMO)/prepared --cache-dir $(DEMO)/cache --force
 	rm -rf $(DEMO)/run
 	$(BIN)/har train --data $(DEMO)/prepared --model resnet --epochs 3 --batch-size 32 --out $(DEMO)/run
-	$(BIN)/har bench --checkpoint $(DEMO)/run/best.pt --data $(DEMO)/prepared --runs 100
+	$(BIN)/har bench --checkpoint $(DEMO)/run/best.pt --data $(DEMO)/prepared --runs 100 --batch-sizes 1,32
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -136,21 +136,22 @@ def _freeze(module: nn.Module, example: torch.Tensor, optimize: bool) -> Tuple[o
         return module, "eager (TorchScript unavailable)"
 
 
-def _compile(module: nn.Module, example: torch.Tensor) -> Tuple[object, str]:
+def _compile(module: nn.Module, example: torch.Tensor, autotune: bool) -> Tuple[object, str]:
     """``torch.compile`` (Inductor) with the weights frozen into the graph: oneDNN prepacked
     matmuls with their bias, ReLU and residual adds fused.
 
     One window at a time (the latency that matters for streaming) runs a graph specialized to
-    batch 1 whose matmul kernels are chosen by measuring the candidates (``max-autotune``:
-    about 20 % faster here, tens of seconds to compile the first time, then cached on disk);
-    other batch sizes share one graph with a dynamic batch axis. Compiled and checked on
+    batch 1; with ``autotune`` its matmul kernels are chosen by measuring the candidates
+    (``max-autotune``: about 20 % faster in bf16 here, half a minute to compile the first time,
+    then cached on disk). Other batch sizes share one graph with a dynamic batch axis. Compiled and checked on
     ``example`` here. Returns a callable that keeps the freezing setting for later compiles,
     or None when this machine cannot compile (no C++ compiler, an unsupported torch)."""
     try:
         with quiet():                   # importing Inductor warns about torch.jit
             import torch._inductor.config as inductor_config
 
-        single = torch.compile(module, mode="max-autotune-no-cudagraphs", dynamic=False)
+        single = torch.compile(module, dynamic=False,
+                               mode="max-autotune-no-cudagraphs" if autotune else None)
         batched = torch.compile(copy.deepcopy(module), dynamic=True)
 
         def call(windows: torch.Tensor) -> torch.Tensor:
@@ -160,7 +161,8 @@ def _compile(module: nn.Module, example: torch.Tensor) -> Tuple[object, str]:
         with _silenced(), torch.inference_mode():    # autotuning prints its measurements
             call(example)
             call(example)
-        return call, "torch.compile (Inductor, frozen weights, autotuned for one window)"
+        return call, ("torch.compile (Inductor, frozen weights"
+                      + (", autotuned for one window)" if autotune else ")"))
     except Exception:  # noqa: BLE001 -- any failure falls back to TorchScript
         return None, ""
 
@@ -174,11 +176,11 @@ def _silenced():
 
 
 def _compile_or_freeze(module: nn.Module, example: torch.Tensor, setup: Setup,
-                       optimize: bool) -> Tuple[object, str]:
+                       optimize: bool, autotune: bool = False) -> Tuple[object, str]:
     """The fastest inference graph this machine builds: compiled when ``setup.compile`` and
     possible, else traced + frozen TorchScript."""
     if setup.compile:
-        compiled, engine = _compile(module, example)
+        compiled, engine = _compile(module, example, autotune)
         if compiled is not None:
             return compiled, engine
     return _freeze(module, example, optimize)
@@ -214,7 +216,8 @@ def _optimized(model: nn.Module, setup: Setup) -> Runner:
 def _bf16(model: nn.Module, setup: Setup) -> Runner:
     module, how = _inference_copy(model, setup.device, torch.bfloat16)
     example = setup.example.to(setup.device, torch.bfloat16)
-    frozen, engine = _compile_or_freeze(module, example, setup, optimize=False)
+    frozen, engine = _compile_or_freeze(module, example, setup, optimize=False,
+                                        autotune=setup.device.type == "cpu")
     return _torch_runner("bf16", frozen, setup.device, torch.bfloat16, f"{engine}, {how}",
                          _tensor_bytes(module))
 
