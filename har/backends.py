@@ -147,8 +147,9 @@ def _compile(module: nn.Module, example: torch.Tensor, autotune: bool) -> Tuple[
     ``example`` here. Returns a callable that keeps the freezing setting for later compiles,
     or None when this machine cannot compile (no C++ compiler, an unsupported torch)."""
     try:
-        with quiet():                   # importing Inductor warns about torch.jit
+        with quiet():                   # these imports warn that torch.jit is deprecated
             import torch._inductor.config as inductor_config
+            import torch.utils.mkldnn  # noqa: F401 -- imported by freezing, defines ScriptModules
 
         single = torch.compile(module, dynamic=False,
                                mode="max-autotune-no-cudagraphs" if autotune else None)
