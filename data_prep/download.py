@@ -31,9 +31,9 @@ from typing import Optional
 
 from data_prep import pamap2
 from data_prep.archive import ArchiveError, safe_extract
+from data_prep.store import write_json
 from har import __version__
 from har.errors import HarError
-from har.files import write_atomic
 from har.progress import progress_bar
 
 DEFAULT_URL = ("https://archive.ics.uci.edu/static/public/231/"
@@ -95,7 +95,7 @@ def download_pamap2(dest, *, url: Optional[str] = None, force: bool = False,
             "harkit_version": __version__, "dataset_dir": pamap2.DATASET_DIR,
             "recordings": recordings,
         }
-        _write_json_atomic(dest / MANIFEST, manifest)
+        write_json(dest / MANIFEST, manifest)
     finally:
         partial.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
@@ -133,7 +133,7 @@ def _fetch(url: str, out: Path, *, label: str, timeout_s: float, progress: bool)
     except (OSError, http.client.HTTPException) as exc:
         raise HarError(f"could not download {url} ({_one_line(exc)}); try again or "
                        f"{_MIRROR_HINT}") from None
-    except ValueError as exc:
+    except ValueError:
         raise HarError(f"--url: {url!r} is neither a URL nor an existing file") from None
 
     length = response.headers.get("Content-Length", "")
@@ -221,10 +221,6 @@ def _swap_into_place(new: Path, target: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    write_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,15 +58,13 @@ def write_json(path: Path, data) -> None:
 
 
 def write_split(folder: Path, split: str, x, y: np.ndarray, subject: np.ndarray,
-                before_write: Optional[Callable[[np.ndarray], None]] = None,
-                threads: int = 2) -> None:
+                before_write: Optional[Callable[[np.ndarray], None]] = None) -> None:
     """``x_{split}.npy`` float32 [N, T, C], ``y_{split}.npy`` int64 [N],
     ``subject_{split}.npy`` int64 [N].
 
-    ``x`` may be a list of ``[n_i, T, C]`` pieces, written as if concatenated (no copy of the
-    whole split); ``before_write(piece)`` (e.g. normalization in place) runs on each piece just
-    before it is written. Pieces are processed by ``threads`` threads, each writing at its
-    piece's offset in the file.
+    ``x`` may be a list of ``[n_i, T, C]`` pieces, written one after the other as if
+    concatenated (no copy of the whole split); ``before_write(piece)`` (e.g. normalization in
+    place) runs on each piece just before it is written.
     """
     parts = [x] if isinstance(x, np.ndarray) else list(x)
     shape = (sum(p.shape[0] for p in parts),) + tuple(parts[0].shape[1:])
@@ -79,28 +76,11 @@ def write_split(folder: Path, split: str, x, y: np.ndarray, subject: np.ndarray,
         np.lib.format.write_array_header_1_0(
             fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
                  "fortran_order": False, "shape": shape})
-        fh.flush()
-        offsets = np.cumsum([fh.tell()] + [p.nbytes for p in parts])
-
-        def write(i: int) -> None:
-            part = np.ascontiguousarray(parts[i])
+        for part in parts:
+            part = np.ascontiguousarray(part)
             if before_write is not None:
                 before_write(part)
-            if hasattr(os, "pwrite"):
-                view = memoryview(part).cast("B")
-                done = 0
-                while done < len(view):
-                    done += os.pwrite(fh.fileno(), view[done:], int(offsets[i]) + done)
-            else:                                               # no pwrite: in order
-                fh.seek(int(offsets[i]))
-                fh.write(part.data)
-
-        if threads > 1 and hasattr(os, "pwrite") and len(parts) > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(write, range(len(parts))))
-        else:
-            for i in range(len(parts)):
-                write(i)
+            fh.write(part.data)
     np.save(folder / f"y_{split}.npy", y.astype(np.int64))
     np.save(folder / f"subject_{split}.npy", subject.astype(np.int64))
 

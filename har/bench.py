@@ -31,7 +31,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from har import __version__
 from har.backends import Runner, Setup, available, prepare, resolve_backends
