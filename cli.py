@@ -2,7 +2,7 @@
 
 Every command is a library function first (``data_prep.prepare``, ``data_prep.synth_pamap2``,
 ``data_prep.download_pamap2``, ...); this module only turns options into arguments and results
-into printed tables. A user mistake (:class:`har.errors.HarError` or a click usage error) becomes
+into printed tables. A user mistake (:class:`harkit.errors.HarError` or a click usage error) becomes
 one line on stderr and exit code 2, never a traceback.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from har import __version__
-from har.errors import HarError
+from harkit import __version__
+from harkit.errors import HarError
 
 DATASETS = click.Choice(["pamap2"])
 #: The commands in the order of the main flow (``har --help`` lists them so).
@@ -47,6 +47,35 @@ def cli():
     """
 
 
+# --------------------------------------------------------------------------- option types
+class CommaList(click.ParamType):
+    """A comma-separated option value as a list (``--sensors hand,ankle``); ``none`` (where
+    allowed) is the empty list. A bad item is a usage error naming the option."""
+
+    def __init__(self, item=str, allow_none: bool = False) -> None:
+        self.item, self.allow_none = item, allow_none
+        self.name = f"{'integer ' if item is int else ''}list"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        text = str(value).strip()
+        if self.allow_none and text.lower() == "none":
+            return []
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            return [self.item(t) for t in items]
+        except ValueError:
+            kind = "integers" if self.item is int else "values"
+            self.fail(f"expected comma-separated {kind}"
+                      + (" or 'none'" if self.allow_none else "") + f", got {text!r}", param, ctx)
+
+
+INT_LIST = CommaList(int)
+NAMES = CommaList(str)
+SUBJECTS = CommaList(int, allow_none=True)
+
+
 # --------------------------------------------------------------------------- synth
 @cli.command()
 @click.argument("dataset", type=DATASETS)
@@ -59,7 +88,8 @@ def cli():
     show_default=True,
     help="Nominal seconds of each activity per subject (varied per subject).",
 )
-@click.option("--subjects", default=None, help="Comma-separated subject IDs (default 101-109).")
+@click.option("--subjects", type=INT_LIST, default=None,
+              help="Comma-separated subject IDs (default 101-109).")
 @click.option("--optional", is_flag=True, help="Also write Optional/ with activities 9-11, 18-20.")
 @click.option(
     "--full-size",
@@ -81,7 +111,7 @@ def synth(dataset, out, seed, seconds_per_activity, subjects, optional, full_siz
         out,
         seed=seed,
         seconds_per_activity=seconds_per_activity,
-        subjects=_parse_int_list(subjects, "--subjects"),
+        subjects=subjects,
         optional=optional,
         full_size=full_size,
         force=force,
@@ -119,8 +149,10 @@ def download(dataset, dest, url, force):
               help="Prepared folder to write [config: prepared/pamap2].")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="TOML file with defaults (default: configs/pamap2.toml).")
-@click.option("--sensors", default=None, help="Comma-separated subset of hand,chest,ankle.")
-@click.option("--modalities", default=None, help="Comma-separated subset of acc16,acc6,gyro,mag.")
+@click.option("--sensors", type=NAMES, default=None,
+              help="Comma-separated subset of hand,chest,ankle.")
+@click.option("--modalities", type=NAMES, default=None,
+              help="Comma-separated subset of acc16,acc6,gyro,mag.")
 @click.option("--heart-rate/--no-heart-rate", default=None, help="Add the heart-rate channel.")
 @click.option("--temperature/--no-temperature", default=None,
               help="Add one temperature channel per sensor.")
@@ -133,8 +165,10 @@ def download(dataset, dest, url, force):
 @click.option("--window", type=int, default=None, help="Window length in steps [config: 171].")
 @click.option("--overlap", type=float, default=None,
               help="Window overlap in [0, 1); stride = int(window * (1 - overlap)) [config: 0.5].")
-@click.option("--val-subjects", default=None, help="Comma-separated IDs or 'none' [config: 105].")
-@click.option("--test-subjects", default=None, help="Comma-separated IDs or 'none' [config: 106].")
+@click.option("--val-subjects", type=SUBJECTS, default=None,
+              help="Comma-separated IDs or 'none' [config: 105].")
+@click.option("--test-subjects", type=SUBJECTS, default=None,
+              help="Comma-separated IDs or 'none' [config: 106].")
 @click.option("--normalize/--no-normalize", default=None,
               help="z-score each channel with train-split statistics [config: on].")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
@@ -158,12 +192,6 @@ def prepare(path, out, config_file, force, cache_dir, no_cache, **options):
     from data_prep.report import format_class_table
 
     overrides = {k: v for k, v in options.items() if v is not None}
-    for key in ("sensors", "modalities"):
-        if key in overrides:
-            overrides[key] = [s.strip() for s in overrides[key].split(",") if s.strip()]
-    for key in ("val_subjects", "test_subjects"):
-        if key in overrides:
-            overrides[key] = _parse_subjects(overrides[key], f"--{key.replace('_', '-')}")
     if out is not None:
         overrides["out"] = str(out)
     config = load_prepare_config(config_file, overrides)
@@ -174,39 +202,65 @@ def prepare(path, out, config_file, force, cache_dir, no_cache, **options):
 
 
 # --------------------------------------------------------------------------- train
-@cli.command()
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Prepared folder from 'har prepare' [config: prepared/pamap2].")
-@click.option("--model", default=None, help="resnet, cnn or deepconvlstm (see 'har models') "
-              "[default: resnet].")
-@click.option("--epochs", type=int, default=None, help="Epochs in total [config: 100].")
-@click.option("--batch-size", type=int, default=None, help="Windows per step [config: 128].")
-@click.option("--lr", type=float, default=None, help="AdamW learning rate [config: 5e-4].")
-@click.option("--weight-decay", type=float, default=None, help="AdamW weight decay [config: 1e-3].")
-@click.option("--seed", type=int, default=None, help="Random seed; same seed, same curve [config: 0].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-              help="auto: CUDA when available [config: auto].")
-@click.option("--amp/--no-amp", default=None,
-              help="Mixed precision: bf16 (or fp16 + scaler) autocast on CUDA, bf16 autocast on "
-                   "a CPU with AMX/AVX-512 BF16 [default: on for CUDA and AMX CPUs].")
-@click.option("--class-weights/--no-class-weights", default=None,
-              help="Weight the loss by inverse train-class frequency [config: off].")
-@click.option("--early-stop", type=int, default=None, metavar="N",
-              help="Stop after N epochs without a better val macro F1; 0 = never [config: 0].")
+class _WithTrainDefaults(click.Command):
+    """A command whose option defaults (and ``--help``) come from ``configs/train.toml``."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        from har.train.options import defaults
+
+        extra.setdefault("default_map", defaults())
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+def train_options(command):
+    """Every :class:`har.train.options.TrainOptions` field as an option of ``command``, with
+    the field's help text; defaults are shown from configs/train.toml (``_WithTrainDefaults``)."""
+    import typing
+    from dataclasses import fields
+
+    from har.train.options import TrainOptions
+
+    hints = typing.get_type_hints(TrainOptions)
+    for f in reversed(fields(TrainOptions)):
+        flag, kind = f"--{f.name.replace('_', '-')}", hints[f.name]
+        if kind in (bool, typing.Optional[bool]):
+            decorator = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name,
+                                     default=None, help=f.metadata["help"],
+                                     show_default=True if kind is bool else "auto")
+        else:
+            ptype = (click.Choice(f.metadata["choices"]) if "choices" in f.metadata
+                     else {int: click.INT, float: click.FLOAT}.get(kind, click.STRING))
+            decorator = click.option(flag, f.name, type=ptype, default=None, show_default=True,
+                                     help=f.metadata["help"])
+        command = decorator(command)
+    return command
+
+
+def explicit_options(ctx: click.Context, options: dict) -> dict:
+    """The options the user gave (command line or environment), not the shown defaults."""
+    given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return {k: v for k, v in options.items() if ctx.get_parameter_source(k) in given}
+
+
+@cli.command(cls=_WithTrainDefaults)
+@click.option("--data", type=click.Path(path_type=Path), default=None, show_default=True,
+              help="Prepared folder from 'har prepare'.")
+@click.option("--model", default=None, show_default=True,
+              help="resnet, cnn or deepconvlstm (see 'har models').")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder [default: runs/<model>-<UTC time>; with --resume: its folder].")
 @click.option("--resume", type=click.Path(path_type=Path), default=None, metavar="CHECKPOINT",
               help="Continue a run from its last.pt (or best.pt), same curve.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="TOML file with [train] and [model] tables (default: configs/<model>.toml).")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch [default: one "
-              "per core].")
-def train(data, model, out, resume, config_file, **options):
+              help="TOML file whose [train] and [model] tables override the defaults.")
+@train_options
+@click.pass_context
+def train(ctx, data, model, out, resume, config_file, **options):
     """Train a model on a prepared folder; one row of val scores per epoch.
 
     Writes best.pt (best val macro F1), last.pt, metrics.csv, config.json, curves.png and
-    summary.json (with the test split's scores) to the run folder. Options override the config
-    file.
+    summary.json (with the test split's scores) to the run folder. The defaults shown are
+    configs/train.toml's; --config FILE overrides them, and options override both.
 
     \b
     Example:
@@ -216,7 +270,7 @@ def train(data, model, out, resume, config_file, **options):
     """
     from har.train import EPOCH_HEADER, TrainingInterrupted, fit, format_epoch_row
 
-    options = {k: v for k, v in options.items() if v is not None}
+    given = explicit_options(ctx, {"data": data, "model": model, **options})
     rows_shown = []
 
     def on_epoch(row):
@@ -225,22 +279,29 @@ def train(data, model, out, resume, config_file, **options):
         rows_shown.append(row["epoch"])
         click.echo(format_epoch_row(row))
     try:
-        summary = fit(data, model, out=out, resume=resume, config=config_file, log=click.echo,
-                      on_epoch=on_epoch, progress=True, **options)
+        summary = fit(given.pop("data", None), given.pop("model", None), out=out, resume=resume,
+                      config=config_file, log=click.echo, on_epoch=on_epoch, progress=True,
+                      **given)
     except TrainingInterrupted as exc:
         click.echo(f"har: interrupted in epoch {exc.interrupted_epoch}; {exc.checkpoint} holds "
                    f"epoch {exc.epoch}; resume with: har train --resume {exc.checkpoint}",
                    err=True)
         sys.exit(130)
+    click.echo(result_line(summary))
+
+
+def result_line(summary: dict) -> str:
+    """``best epoch 2, val macro F1 0.95, test macro F1 0.98 (accuracy 0.98), train latency
+    4.39 ms -> run/best.pt``."""
     best, test = summary["best_val"], summary["test"]
     parts = [f"best epoch {summary['best_epoch']}"]
     if best:
         parts.append(f"val macro F1 {best['f1_macro']:.4f}")
     if test:
         parts.append(f"test macro F1 {test['f1_macro']:.4f} (accuracy {test['accuracy']:.4f})")
-    if summary["latency_ms"] is not None:
-        parts.append(f"latency {summary['latency_ms']:.2f} ms")
-    click.echo(f"{', '.join(parts)} -> {summary['checkpoint']}")
+    if summary["train_latency_ms"] is not None:
+        parts.append(f"train latency {summary['train_latency_ms']:.2f} ms")
+    return f"{', '.join(parts)} -> {summary['checkpoint']}"
 
 
 # --------------------------------------------------------------------------- models
@@ -280,7 +341,9 @@ def models(window, channels, classes):
               help="Also write every figure to this JSON file (schema: docs/FORMAT.md).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for confusion_<split>.png [default: CHECKPOINT's folder].")
-def evaluate(checkpoint, data, split, json_file, out):
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where the model runs (scores are fp32 on any device).")
+def evaluate(checkpoint, data, split, json_file, out, device):
     """Score CHECKPOINT on a split: per class, per subject, confusion matrix (printed and PNG).
 
     \b
@@ -288,12 +351,12 @@ def evaluate(checkpoint, data, split, json_file, out):
       har evaluate runs/demo/best.pt
       har evaluate runs/demo/best.pt --split val --json runs/demo/val.json --out figures/
     """
-    from data_prep.store import write_json
     from har.evaluate import evaluate as evaluate_checkpoint
     from har.evaluate import format_report
     from har.plots import plot_confusion
+    from harkit.files import write_json
 
-    report = evaluate_checkpoint(checkpoint, data, split)
+    report = evaluate_checkpoint(checkpoint, data, split, device=device)
     cm = report["confusion_matrix"]
     png = plot_confusion(cm["counts"], cm["classes"],
                          (out or checkpoint.parent) / f"confusion_{split}.png",
@@ -355,11 +418,17 @@ def predict(checkpoint, recording, hop, out, plot_file, follow, idle_timeout, by
       cat demo/raw/Protocol/subject106.dat | har predict runs/demo/best.pt - --threads 1
       har predict runs/demo/best.pt live.dat --follow --idle-timeout 10
     """
-    from har.files import output_file
     from har.plots import plot_timeline
-    from har.predict import (Predictor, format_summary, predict_path, summarize, torch_threads,
-                             write_timeline_csv)
+    from har.predict import (
+        Predictor,
+        format_summary,
+        predict_path,
+        summarize,
+        torch_threads,
+        write_timeline_csv,
+    )
     from har.stream import PREDICTION_HEADER, Stream, format_prediction, read_chunks
+    from harkit.files import output_file
 
     streaming = follow or str(recording) == "-"
     if idle_timeout is not None and not (follow and str(recording) != "-"):
@@ -409,7 +478,7 @@ def predict(checkpoint, recording, hop, out, plot_file, follow, idle_timeout, by
 @click.option("--backend", default="all", show_default=True,
               help="eager, optimized, bf16, onnx, int8, cuda, cuda-fp16, a comma-separated list, "
                    "or all (skips those this machine cannot run).")
-@click.option("--batch-sizes", default="1,32,256", show_default=True,
+@click.option("--batch-sizes", type=INT_LIST, default="1,32,256", show_default=True,
               help="Comma-separated batch sizes for throughput (windows/s).")
 @click.option("--runs", type=int, default=200, show_default=True,
               help="Timed single-window runs per backend.")
@@ -437,15 +506,15 @@ def bench(model, checkpoint, data, window, channels, classes, backend, batch_siz
       har bench --checkpoint runs/demo/best.pt --data demo/prepared --json bench.json
       har bench --checkpoint runs/demo/best.pt --backend bf16,int8 --threads 2 --runs 500
     """
-    from data_prep.store import write_json
     from har.bench import format_table, run
+    from harkit.files import write_json
 
     log = None
     if sys.stderr.isatty():
         log = lambda line: click.echo(f"har bench: {line}", err=True)  # noqa: E731
     result = run(model, checkpoint=checkpoint, data=data, window=window, channels=channels,
                  classes=classes, backend=backend,
-                 batch_sizes=_parse_int_list(batch_sizes, "--batch-sizes"), runs=runs,
+                 batch_sizes=batch_sizes, runs=runs,
                  warmup=warmup, threads=threads, device=device, compile=compile_, log=log)
     click.echo(format_table(result))
     if json_file is not None:
@@ -478,22 +547,6 @@ def export(checkpoint, fmt, out, force):
     report = export_fn(checkpoint, fmt, out, force=force)
     click.echo(f"wrote {report['path']} ({fmt}, {report['bytes'] / 1e6:.1f} MB); max |logit "
                f"difference| vs PyTorch {report['max_abs_diff']:.2g} on sample windows")
-
-
-# --------------------------------------------------------------------------- helpers
-def _parse_int_list(text, option):
-    if text is None:
-        return None
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise HarError(f"{option}: expected comma-separated integers, got {text!r}") from None
-
-
-def _parse_subjects(text, option):
-    if text.strip().lower() == "none":
-        return []
-    return _parse_int_list(text, option)
 
 
 def main(argv=None):

@@ -7,13 +7,11 @@ after ``--warmup`` untimed ones (oneDNN primitive creation, torch.compile).
 
 Techniques (``--techniques``, comma-separated; default all):
 
-* ``seed``            -- the copied seed loop: Conv2d formulation, fp32, a ``DataLoader``
+* ``seed``            -- the copied seed loop: fp32, a ``DataLoader``
 * ``fp32``            -- harkit's step (``har.train.train_step``), tensors sliced directly
-* ``fp32-matmul``     -- + the ResNet's matmul formulation (har.models.resnet)
-* ``fp32-cl``         -- Conv2d formulation in channels-last (NHWC) memory format
-* ``bf16``            -- Conv2d formulation + bf16 autocast
-* ``bf16-matmul``     -- matmul formulation + bf16 autocast
-* ``bf16-cl``         -- Conv2d + channels-last + bf16 autocast (harkit's default on AMX CPUs)
+* ``fp32-cl``         -- + channels-last (NHWC) memory format (harkit's default without bf16)
+* ``bf16``            -- + bf16 autocast
+* ``bf16-cl``         -- channels-last + bf16 autocast (harkit's default on AMX CPUs)
 * ``bf16-cl-compile`` -- + ``torch.compile``
 
 Techniques run round-robin (run 1 of each, then run 2 of each, ...) so that a busy neighbour
@@ -29,7 +27,7 @@ Example::
     har synth pamap2 /tmp/x/raw --seconds-per-activity 30
     har prepare /tmp/x/raw --out /tmp/x/prep
     python benchmarks/train_bench.py --data /tmp/x/prep --runs 3 --steps 3
-    python benchmarks/train_bench.py --data /tmp/x/prep --techniques seed,bf16-matmul --curve 3
+    python benchmarks/train_bench.py --data /tmp/x/prep --techniques seed,bf16-cl --curve 3
 """
 
 from __future__ import annotations
@@ -49,19 +47,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data_prep import load_prepared  # noqa: E402
 from har.device import grad_scaler  # noqa: E402
 from har.models import create_model  # noqa: E402
-from har.train import (EPOCH_HEADER, fit, format_epoch_row, load_train_config,  # noqa: E402
-                       train_step)
+from har.train import EPOCH_HEADER, fit, format_epoch_row, train_step  # noqa: E402
+from har.train.options import model_overrides  # noqa: E402
 
 TECHNIQUES = {
-    # name: (formulation, amp dtype, channels_last, compile)
-    "seed": ("conv2d", None, False, False),
-    "fp32": ("conv2d", None, False, False),
-    "fp32-matmul": ("matmul", None, False, False),
-    "fp32-cl": ("conv2d", None, True, False),
-    "bf16": ("conv2d", torch.bfloat16, False, False),
-    "bf16-matmul": ("matmul", torch.bfloat16, False, False),
-    "bf16-cl": ("conv2d", torch.bfloat16, True, False),
-    "bf16-cl-compile": ("conv2d", torch.bfloat16, True, True),
+    # name: (amp dtype, channels_last, compile)
+    "seed": (None, False, False),
+    "fp32": (None, False, False),
+    "fp32-cl": (None, True, False),
+    "bf16": (torch.bfloat16, False, False),
+    "bf16-cl": (torch.bfloat16, True, False),
+    "bf16-cl-compile": (torch.bfloat16, True, True),
 }
 
 
@@ -143,10 +139,9 @@ def wait_for_quiet(limit_s: float, threshold: float = 0.15) -> None:
 
 def run_once(name, data, x, y, indices, args):
     """One run of technique ``name``: (windows/s wall, windows per CPU-second, losses)."""
-    formulation, dtype, channels_last, compiled = TECHNIQUES[name]
+    dtype, channels_last, compiled = TECHNIQUES[name]
     torch.manual_seed(args.seed)
-    model = create_model(args.model, data.window, len(data.channels), len(data.class_names),
-                         formulation=formulation)
+    model = create_model(args.model, data.window, len(data.channels), len(data.class_names))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compiled:
@@ -185,7 +180,7 @@ def print_table(results, args):
 def curve(args):
     """Full epochs with fit(): plain fp32 vs harkit's defaults (bf16 autocast + channels-last
     on an AMX CPU), same seed, the model's packaged config; metrics tables one after the other."""
-    _, hparams = load_train_config(args.model)
+    hparams = model_overrides(args.model)
     for label, options in (("fp32, contiguous", {"amp": False, "channels_last": False}),
                            ("harkit defaults", {})):
         print(f"\nfit(--epochs {args.curve}) {label}:")

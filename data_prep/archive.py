@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator, List, Optional
 
-from har.errors import HarError
-from har.files import default_permissions
+from harkit.errors import HarError
+from harkit.files import default_permissions
 
 MAX_NESTING = 4                      # zips inside zips deeper than this are refused
 _COPY_CHUNK = 1 << 20

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from data_prep import pamap2
-from har.config import read_section
-from har.errors import HarError
+from harkit.config import read_section
+from harkit.errors import HarError
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ from typing import Optional
 
 from data_prep import pamap2
 from data_prep.archive import ArchiveError, safe_extract
-from data_prep.store import write_json
-from har import __version__
-from har.errors import HarError
-from har.progress import progress_bar
+from harkit import __version__
+from harkit.errors import HarError
+from harkit.files import write_json
+from harkit.progress import progress_bar
 
 DEFAULT_URL = ("https://archive.ics.uci.edu/static/public/231/"
                "pamap2+physical+activity+monitoring.zip")

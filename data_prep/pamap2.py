@@ -22,7 +22,11 @@ and therefore never used).
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from harkit.errors import HarError
 
 SAMPLE_RATE_HZ = 100.0
 HEART_RATE_HZ = 9.0
@@ -36,7 +40,6 @@ DATASET_DIR = "PAMAP2_Dataset"
 SENSORS: Tuple[str, ...] = ("hand", "chest", "ankle")
 AXES: Tuple[str, ...] = ("x", "y", "z")
 MODALITIES: Tuple[str, ...] = ("acc16", "acc6", "gyro", "mag")
-MODALITY_UNITS: Dict[str, str] = {"acc16": "m/s^2", "acc6": "m/s^2", "gyro": "rad/s", "mag": "uT"}
 
 #: The 17 columns of one IMU block, in file order: (field, number of columns).
 IMU_FIELDS: Tuple[Tuple[str, int], ...] = (
@@ -130,3 +133,55 @@ def subject_id(filename: str) -> int:
     """``subject101.dat`` → 101."""
     stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return int(stem[len("subject"):])
+
+
+# --------------------------------------------------------------------------- row rules
+# The one place for what makes a PAMAP2 text line valid, and for the messages that say why one
+# is not: the whole-file parser (data_prep.read) and the streaming parser (har.stream) both use
+# these. Blank lines are skipped everywhere; line numbers count every line of the text.
+def first_bad_row(timestamp_s: np.ndarray, activity: np.ndarray) -> Optional[int]:
+    """Index of the first data row whose timestamp is missing or whose activityID is not one of
+    :data:`ACTIVITIES`, else None."""
+    bad = np.flatnonzero(~np.isfinite(timestamp_s) | ~np.isin(activity, list(ACTIVITIES)))
+    return int(bad[0]) if bad.size else None
+
+
+def row_error(data: bytes, name: str, first_line: int = 1, row: Optional[int] = None,
+              ) -> HarError:
+    """The error for the first malformed line of the text ``data`` (wrong column count, a
+    value that is not a number), or with ``row`` for that data row's bad timestamp or activity
+    (see :func:`first_bad_row`); ``first_line`` is the number of ``data``'s first line."""
+    lines = bytes(data).split(b"\n")
+    ends_with_newline = lines[-1] == b""
+    if ends_with_newline:
+        lines = lines[:-1]
+    seen = -1
+    for number, raw in enumerate(lines, start=first_line):
+        tokens = raw.split()
+        if not tokens:
+            continue
+        seen += 1
+        where = f"{name} line {number}"
+        if len(tokens) != NUM_COLUMNS:
+            last = number == first_line + len(lines) - 1
+            if last and not ends_with_newline and len(tokens) < NUM_COLUMNS:
+                return HarError(f"{where}: truncated last line ({len(tokens)} of {NUM_COLUMNS} "
+                                "columns); re-download the file or delete the line")
+            return HarError(f"{where}: {len(tokens)} columns, expected {NUM_COLUMNS} "
+                            "(space-separated PAMAP2 format); fix or delete the line")
+        values = []
+        for col, token in enumerate(tokens, start=1):
+            try:
+                values.append(float(token))
+            except ValueError:
+                text = token.decode("utf-8", "replace")[:20]
+                return HarError(f"{where}, column {col} ({COLUMNS[col - 1]}): {text!r} is not "
+                                "a number; missing values must be written NaN")
+        if row is not None and seen == row:
+            if not np.isfinite(values[0]):
+                return HarError(f"{where}: the timestamp (column 1) is missing; every row needs "
+                                "one; fix or delete the line")
+            return HarError(f"{where}: activityID (column 2) is {values[1]:g}, not one of "
+                            f"{sorted(ACTIVITIES)}; fix or delete the line")
+    return HarError(f"{name} line {first_line}: not PAMAP2 text ({NUM_COLUMNS} space-separated "
+                    "numbers per line); check the file")

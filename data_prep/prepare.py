@@ -14,13 +14,20 @@ import numpy as np
 
 from data_prep import pamap2, store, transform, windows
 from data_prep.config import PrepareConfig
-from data_prep.read import (ParseCache, Recording, SignalBuffers, default_cache_dir, discover,
-                            read_recording)
+from data_prep.read import (
+    ParseCache,
+    Recording,
+    SignalBuffers,
+    default_cache_dir,
+    discover,
+    read_recording,
+)
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
 from data_prep.transform import Preprocessing
-from har import __version__
-from har.errors import HarError
-from har.progress import progress_bar
+from harkit import __version__
+from harkit.errors import HarError
+from harkit.files import atomic_dir, write_json
+from harkit.progress import progress_bar
 
 
 @dataclass
@@ -81,10 +88,10 @@ def prepare(path, config: PrepareConfig, *, force: bool = False, cache_dir: Opti
         mean, std = fit_normalization(arrays["train"][0])
         normalize = lambda x: apply_normalization(x, mean, std)  # noqa: E731
     meta = _meta(config, subjects, arrays, collected, stats, source_info, mean, std)
-    with store.atomic_dir(out, force) as tmp:
+    with atomic_dir(out, force) as tmp:
         for split, (x, y, subj) in arrays.items():
             store.write_split(tmp, split, x, y, subj, before_write=normalize)
-        store.write_json(tmp / "meta.json", meta)
+        write_json(tmp / "meta.json", meta)
     total = time.perf_counter() - t0
     return {**meta, "timing": {"read_s": round(t_parse, 3), "windows_s": round(t_windows, 3),
                                "total_s": round(total, 3)}}

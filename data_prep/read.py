@@ -37,8 +37,8 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from data_prep import pamap2, windows
-from har.errors import HarError
-from har.files import default_permissions, write_atomic
+from harkit.errors import HarError
+from harkit.files import default_permissions, write_atomic
 
 CACHE_VERSION = "v1"  # bump when the cached arrays change meaning
 
@@ -217,10 +217,8 @@ def parse_bytes(data: bytes, source: Source, sha: str = "",
                 include_columns=list(pamap2.PARSED_COLUMNS), column_types=types,
                 null_values=[], strings_can_be_null=False),
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise _locate_error(bytes(data), source) or HarError(
-            f"{source.name}: not PAMAP2 text ({str(exc).splitlines()[0]}); re-download it"
-        ) from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise pamap2.row_error(data, source.name) from None
     timestamp = _column(table, "timestamp")
     activity = _column(table, "activity_id")
     # Column-major [n, 40]: each parsed column is copied in contiguously, and the later
@@ -230,7 +228,9 @@ def parse_bytes(data: bytes, source: Source, sha: str = "",
                else np.empty((width, table.num_rows), dtype=np.float32).T)
     for j, name in enumerate(pamap2.SIGNAL_COLUMNS):
         _column(table, name, out=signals[:, j])
-    _check_values(timestamp, activity, source)
+    bad = pamap2.first_bad_row(timestamp, activity)
+    if bad is not None:
+        raise pamap2.row_error(data, source.name, row=bad)
     windows.fill_gaps(timestamp, signals, [pamap2.SIGNAL_COLUMNS.index("heart_rate")],
                       pamap2.SAMPLE_RATE_HZ)
     return Recording(source, sha, timestamp, activity.astype(np.int16), signals, buffers)
@@ -270,49 +270,6 @@ def _column(table, name: str, out: Optional[np.ndarray] = None) -> np.ndarray:
     return out
 
 
-def _check_values(timestamp: np.ndarray, activity: np.ndarray, source: Source) -> None:
-    bad = np.flatnonzero(~np.isfinite(timestamp))
-    if bad.size:
-        raise HarError(f"{source.name} line {bad[0] + 1}: the timestamp (column 1) is missing; "
-                       "every row needs one — fix or delete the line")
-    valid = np.isin(activity, list(pamap2.ACTIVITIES))
-    bad = np.flatnonzero(~valid)
-    if bad.size:
-        raise HarError(f"{source.name} line {bad[0] + 1}: activityID (column 2) is "
-                       f"{activity[bad[0]]:g}, not one of {sorted(pamap2.ACTIVITIES)}; "
-                       "fix or delete the line")
-
-
-def _locate_error(data: bytes, source: Source) -> Optional[HarError]:
-    """Slow path: find the first malformed line to name it in the error."""
-    lines = data.split(b"\n")
-    ends_with_newline = data.endswith(b"\n")
-    if ends_with_newline:
-        lines = lines[:-1]
-    for number, raw in enumerate(lines, start=1):
-        tokens = raw.split()
-        last = number == len(lines)
-        if len(tokens) != pamap2.NUM_COLUMNS:
-            if not tokens:
-                return HarError(f"{source.name} line {number}: empty line; delete it")
-            if last and not ends_with_newline and len(tokens) < pamap2.NUM_COLUMNS:
-                return HarError(f"{source.name} line {number}: truncated last line "
-                                f"({len(tokens)} of {pamap2.NUM_COLUMNS} columns); "
-                                "re-download the file or delete the line")
-            return HarError(f"{source.name} line {number}: {len(tokens)} columns, expected "
-                            f"{pamap2.NUM_COLUMNS} (space-separated PAMAP2 format); "
-                            "fix or delete the line")
-        for col, token in enumerate(tokens, start=1):
-            try:
-                float(token)
-            except ValueError:
-                text = token.decode("utf-8", "replace")[:20]
-                return HarError(f"{source.name} line {number}, column {col} "
-                                f"({pamap2.COLUMNS[col - 1]}): {text!r} is not a number; "
-                                "missing values must be written NaN")
-    return None
-
-
 # --------------------------------------------------------------------------- discovery
 def discover(path: Path, include_optional: bool) -> List[Source]:
     """The raw recordings under ``path`` (folder, any folder above Protocol/, or a .zip)."""
@@ -348,18 +305,24 @@ def _folder_of(parent_name: str) -> str:
     return pamap2.OPTIONAL_DIR if parent_name == pamap2.OPTIONAL_DIR else pamap2.PROTOCOL_DIR
 
 
+def visible_files(root: Path, pattern: str) -> List[Path]:
+    """Files under ``root`` matching ``pattern`` (recursively), skipping hidden files and
+    folders, sorted."""
+    return sorted(f for f in root.rglob(pattern)
+                  if f.is_file() and not any(p.startswith(".") for p in f.relative_to(root).parts))
+
+
+def file_source(file: Path, subject: int, folder: str) -> Source:
+    """A recording on disk as a :class:`Source` (read through a memory map)."""
+    stat = file.stat()
+    return Source(name=str(file), subject=subject, folder=folder, size=stat.st_size,
+                  index_key=f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}",
+                  read_bytes=functools.partial(map_file, file))
+
+
 def _folder_sources(root: Path) -> List[Source]:
-    sources = []
-    for file in root.rglob(pamap2.FILE_PATTERN):
-        if not file.is_file() or any(p.startswith(".") for p in file.relative_to(root).parts):
-            continue
-        subject = _subject_or_error(file.name, str(file))
-        stat = file.stat()
-        sources.append(Source(
-            name=str(file), subject=subject, folder=_folder_of(file.parent.name),
-            size=stat.st_size, index_key=f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}",
-            read_bytes=functools.partial(map_file, file)))
-    return sources
+    return [file_source(f, _subject_or_error(f.name, str(f)), _folder_of(f.parent.name))
+            for f in visible_files(root, pamap2.FILE_PATTERN)]
 
 
 def _zip_sources(zip_path: Path) -> List[Source]:

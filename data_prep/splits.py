@@ -7,7 +7,7 @@ from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
 
-from har.errors import HarError
+from harkit.errors import HarError
 
 SPLITS: Tuple[str, ...] = ("train", "val", "test")
 

@@ -4,57 +4,17 @@ docs/FORMAT.md; this module is its implementation."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from data_prep.splits import SPLITS
-from har.errors import HarError
-from har.files import default_permissions, write_atomic
+from harkit.errors import HarError
 
 FORMAT_NAME = "harkit.prepared"
 FORMAT_VERSION = 1
-
-
-@contextmanager
-def atomic_dir(out: Path, force: bool, option: str = "--force") -> Iterator[Path]:
-    """Yield a temp folder beside ``out``; on success it replaces ``out`` in one rename.
-
-    Refuses an existing ``out`` unless ``force``. On any error (or Ctrl-C) the temp folder is
-    removed and ``out`` is left as it was.
-    """
-    out = Path(out)
-    if out.exists() and not force:
-        raise HarError(f"{out} already exists; pass {option} to replace it or choose another "
-                       "--out")
-    if out.exists() and not out.is_dir():
-        raise HarError(f"{out} exists and is not a folder; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        default_permissions(tmp)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_json(path: Path, data) -> None:
-    """Write ``data`` as indented JSON, atomically (temp file + rename)."""
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_split(folder: Path, split: str, x, y: np.ndarray, subject: np.ndarray,

@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
 
 from data_prep import pamap2
-from data_prep.store import atomic_dir
-from har.errors import HarError
-from har.progress import progress_bar
+from harkit.errors import HarError
+from harkit.files import atomic_dir
+from harkit.progress import progress_bar
 
 FS = pamap2.SAMPLE_RATE_HZ            # rows per second
 G = 9.80665                           # m/s²
@@ -74,10 +75,11 @@ FULL_SIZE_STAIRS_BOUTS = 2
 FULL_SIZE_NOMINAL_S = 180.0
 
 #: Sensor axes in the body segment's frame (x forward, y left, z up when standing upright):
-#: chest y up like the real chest IMU, ankle x up along the shin, hand tilted on the wrist.
+#: chest y up like the real chest IMU, ankle x up along the shin, hand tilted on the wrist:
+#: (roll, pitch, yaw) degrees, then an axis permutation as a quaternion (x, y, z, w).
 _MOUNT_EULER_DEG = {"hand": (20.0, 0.0, 15.0), "chest": (0.0, 0.0, 0.0), "ankle": (0.0, 0.0, 0.0)}
 _MOUNT_AXES = {"hand": (0.5, 0.5, 0.5, 0.5), "chest": (0.5, 0.5, 0.5, 0.5),
-               "ankle": (0.5, -0.5, -0.5, -0.5)}
+               "ankle": (-0.5, -0.5, -0.5, 0.5)}
 
 
 # --------------------------------------------------------------------------- activity model
@@ -360,8 +362,8 @@ class _Traits:
 
     cadence: Dict[int, float] = field(default_factory=dict)          # × Motion.cadence_hz
     gain: Dict[Tuple[int, str], float] = field(default_factory=dict)  # × amplitudes
-    posture: Dict[Tuple[int, str], np.ndarray] = field(default_factory=dict)  # quaternion
-    mount: Dict[str, np.ndarray] = field(default_factory=dict)        # quaternion
+    posture: Dict[Tuple[int, str], Rotation] = field(default_factory=dict)  # segment → upright
+    mount: Dict[str, Rotation] = field(default_factory=dict)          # sensor → segment
     phase: Dict[str, float] = field(default_factory=dict)             # rad
     hr_rest: float = 75.0                                             # bpm
     hr_gain: float = 1.0
@@ -381,12 +383,12 @@ class _Traits:
             t.cadence[a] = base_cadence * float(rng.normal(1.0, 0.03))
             for s in pamap2.SENSORS:
                 t.gain[a, s] = base_gain[s] * float(rng.lognormal(0.0, 0.1))
-                jitter = _qexp(rng.normal(0.0, math.radians(6), 3))
-                t.posture[a, s] = _qmul(_q_euler(getattr(MOTIONS[a], s).posture_deg), jitter)
+                jitter = Rotation.from_rotvec(rng.normal(0.0, math.radians(6), 3))
+                t.posture[a, s] = _euler(getattr(MOTIONS[a], s).posture_deg) * jitter
         for s in pamap2.SENSORS:
-            tilt = _qexp(rng.normal(0.0, math.radians(10), 3))
-            t.mount[s] = _qmul(_qmul(tilt, _q_euler(_MOUNT_EULER_DEG[s])),
-                               np.array(_MOUNT_AXES[s]))
+            tilt = Rotation.from_rotvec(rng.normal(0.0, math.radians(10), 3))
+            t.mount[s] = (tilt * _euler(_MOUNT_EULER_DEG[s])
+                          * Rotation.from_quat(_MOUNT_AXES[s]))
             t.phase[s] = (math.pi if s == "hand" else 0.0) + float(rng.normal(0.0, 0.3))
             t.temp_c[s] = TEMP_BASE_C[s] + float(rng.normal(0.0, 1.0))
             t.mag_offset[s] = rng.normal(0.0, 10.0, 3)
@@ -416,8 +418,8 @@ def _simulate(plan: List[Tuple[int, int]], traits: _Traits, rng: np.random.Gener
         alpha_s = alpha[s] + fidget * _smooth_noise(rng, n, 0.25, 3)
         lin_s = lin[s] + 5.0 * fidget * _smooth_noise(rng, n, 0.8, 3)
         lin_s += vibration * rng.standard_normal((n, 3))
-        q_post = _postures(s, acts, lengths, traits)
-        blocks.append(_imu_block(rng, s, q_post, alpha_s, lin_s, heading, intensity, traits))
+        posture = _postures(s, acts, lengths, traits)
+        blocks.append(_imu_block(rng, s, posture, alpha_s, lin_s, heading, intensity, traits))
     imu = np.concatenate(blocks, axis=1)
     _round_significant(imu)
     _dropouts(rng, imu)
@@ -430,18 +432,19 @@ def _simulate(plan: List[Tuple[int, int]], traits: _Traits, rng: np.random.Gener
             "imu": imu[keep]}
 
 
-def _imu_block(rng, sensor: str, q_post, alpha, lin, heading, intensity, traits: _Traits
-               ) -> np.ndarray:
+def _imu_block(rng, sensor: str, posture: Rotation, alpha, lin, heading, intensity,
+               traits: _Traits) -> np.ndarray:
     """The 17 columns of one IMU, [n, 17] float32 in ``pamap2.IMU_FIELDS`` order.
 
-    ``q_post`` [n, 4] segment posture, ``alpha`` [n, 3] swing (rotation vector, rad, segment
+    ``posture`` [n] segment posture, ``alpha`` [n, 3] swing (rotation vector, rad, segment
     frame), ``lin`` [n, 3] linear acceleration (forward, left, up; m/s²), ``heading`` [n] rad,
-    ``intensity`` [n] (0 = lying, 1 = running).
+    ``intensity`` [n] (0 = lying, 1 = running). The sensor's orientation is
+    heading ⊗ posture ⊗ swing ⊗ mount.
     """
     n = lin.shape[0]
-    q_body = _qmul(_qmul(q_post, _qexp(alpha)), traits.mount[sensor])
-    specific_force = _rotate_inv(q_body, lin + np.array([0.0, 0.0, G]))   # m/s², sensor frame
-    q = _qmul(_q_heading(heading), q_body)
+    body = posture * Rotation.from_rotvec(alpha) * traits.mount[sensor]
+    specific_force = body.apply(lin + np.array([0.0, 0.0, G]), inverse=True)  # sensor frame
+    q = Rotation.from_euler("z", heading[:, None]) * body
 
     def noise(modality: str) -> np.ndarray:
         return NOISE[modality] * rng.standard_normal((n, 3))
@@ -451,8 +454,8 @@ def _imu_block(rng, sensor: str, q_post, alpha, lin, heading, intensity, traits:
         "acc16": specific_force + noise("acc16"),
         "acc6": specific_force * traits.acc6_scale[sensor] + noise("acc6"),
         "gyro": _angular_velocity(q) + traits.gyro_bias[sensor] + noise("gyro"),
-        "mag": _rotate_inv(q, EARTH_FIELD_UT) + traits.mag_offset[sensor] + noise("mag"),
-        "orientation": q,
+        "mag": q.apply(EARTH_FIELD_UT, inverse=True) + traits.mag_offset[sensor] + noise("mag"),
+        "orientation": q.as_quat()[:, [3, 0, 1, 2]],                     # (w, x, y, z)
     }
     for name, limit in ACC_RANGE.items():
         np.clip(values[name], -limit, limit, out=values[name])
@@ -505,21 +508,23 @@ def _swing_wave(theta: np.ndarray, part: Part) -> np.ndarray:
                      yaw * np.sin(theta + np.pi / 4)], axis=1)
 
 
-def _postures(sensor: str, acts: List[int], lengths: np.ndarray, traits: _Traits) -> np.ndarray:
-    """[n, 4] posture quaternion of the sensor's segment: the activity's during an activity,
-    a smooth turn from the previous activity's to the next one's during a transient."""
+def _postures(sensor: str, acts: List[int], lengths: np.ndarray, traits: _Traits) -> Rotation:
+    """[n] posture of the sensor's segment: the activity's during an activity, a smooth turn
+    (slerp along the shortest arc, smoothstep in time) from the previous activity's to the
+    next one's during a transient."""
     standing = traits.posture[3, sensor]
     poses = [None if a == pamap2.TRANSIENT_ID else traits.posture[a, sensor] for a in acts]
     out = []
     for k, (pose, rows) in enumerate(zip(poses, lengths)):
         if pose is not None:
-            out.append(np.broadcast_to(pose, (rows, 4)))
+            out.append(np.broadcast_to(pose.as_quat(), (rows, 4)))
             continue
         before = next((p for p in reversed(poses[:k]) if p is not None), standing)
         after = next((p for p in poses[k + 1:] if p is not None), standing)
         u = np.linspace(0.0, 1.0, rows)
-        out.append(_slerp(before, after, u * u * (3 - 2 * u)))
-    return np.concatenate(out)
+        turn = Slerp([0.0, 1.0], Rotation.concatenate([before, after]))
+        out.append(turn(u * u * (3 - 2 * u)).as_quat())
+    return Rotation.from_quat(np.concatenate(out))
 
 
 def _heading(rng, n: int, lengths, motions: List[Motion], declination: float) -> np.ndarray:
@@ -629,66 +634,23 @@ def _round_significant(x: np.ndarray, digits: int = 6) -> None:
         v[...] = np.rint(v * p) / p + np.float32(0.0)        # + 0 turns -0 into 0
 
 
-# --------------------------------------------------------------------------- quaternions
-# Unit quaternions as [..., 4] arrays (w, x, y, z), rotating a sensor-frame vector into the
-# world frame (x north-ish, z up).
-def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a ⊗ b (broadcasting)."""
-    aw, ax, ay, az = np.moveaxis(np.asarray(a), -1, 0)
-    bw, bx, by, bz = np.moveaxis(np.asarray(b), -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+# --------------------------------------------------------------------------- rotations
+# A rotation turns a sensor-frame vector into the world frame (x north-ish, z up). scipy's
+# quaternions are (x, y, z, w) (``scalar_first`` needs scipy >= 1.14) and keep their sign
+# through ``from_quat``, ``*``, ``inv`` and ``as_quat``, so the files' (w, x, y, z) and the
+# gyroscope's derivative see the sign the products give.
+def _euler(deg: Tuple[float, float, float]) -> Rotation:
+    """(roll about x, pitch about y, yaw about z) in degrees → yaw ⊗ pitch ⊗ roll."""
+    return Rotation.from_euler("xyz", deg, degrees=True)        # extrinsic: x first, z last
 
 
-def _qexp(rotvec: np.ndarray) -> np.ndarray:
-    """Rotation vector (axis × angle, rad) [..., 3] → unit quaternion [..., 4]."""
-    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
-    return np.concatenate([np.cos(angle / 2), 0.5 * np.sinc(angle / (2 * np.pi)) * rotvec],
-                          axis=-1)
-
-
-def _q_euler(deg: Tuple[float, float, float]) -> np.ndarray:
-    """(roll about x, pitch about y, yaw about z) in degrees → quaternion yaw ⊗ pitch ⊗ roll."""
-    roll, pitch, yaw = (math.radians(d) for d in deg)
-    return _qmul(_qexp(np.array([0.0, 0.0, yaw])),
-                 _qmul(_qexp(np.array([0.0, pitch, 0.0])), _qexp(np.array([roll, 0.0, 0.0]))))
-
-
-def _q_heading(heading: np.ndarray) -> np.ndarray:
-    """[n] rad → [n, 4] rotation about the vertical axis."""
-    zero = np.zeros_like(heading)
-    return np.stack([np.cos(heading / 2), zero, zero, np.sin(heading / 2)], axis=1)
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """[n, 4] rotations from ``q0`` (u = 0) to ``q1`` (u = 1) along the shortest arc."""
-    rel = _qmul(q0 * [1, -1, -1, -1], q1)
-    rel = rel if rel[0] >= 0 else -rel
-    s = float(np.linalg.norm(rel[1:]))
-    rotvec = rel[1:] * (2 * math.atan2(s, rel[0]) / s if s > 1e-12 else 2.0)
-    return _qmul(q0, _qexp(u[:, None] * rotvec))
-
-
-def _rotate_inv(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """World-frame vectors ``v`` [n, 3] (or [3]) expressed in the frame of ``q`` [n, 4]."""
-    w, u = q[:, :1], -q[:, 1:]
-    t = 2 * _cross(u, np.broadcast_to(v, u.shape))
-    return v + w * t + _cross(u, t)
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cross product of [n, 3] arrays."""
-    return np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
-                     a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
-                     a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)
-
-
-def _angular_velocity(q: np.ndarray) -> np.ndarray:
-    """[n, 3] rad/s in the sensor frame: 2 · vec(q* ⊗ dq/dt) at 100 Hz."""
-    dq = np.gradient(q, axis=0) * FS
-    return 2 * _qmul(q * [1, -1, -1, -1], dq)[:, 1:]
+def _angular_velocity(q: Rotation) -> np.ndarray:
+    """[n, 3] rad/s in the sensor frame of ``q`` [n] at 100 Hz: 2 · vec(q* ⊗ dq/dt), which for
+    q = (w, v) is 2 · (w · dv/dt − dw/dt · v − v × dv/dt)."""
+    quat = q.as_quat()                                          # (x, y, z, w)
+    dq = np.gradient(quat, axis=0) * FS
+    w, v, dw, dv = quat[:, 3:], quat[:, :3], dq[:, 3:], dq[:, :3]
+    return 2 * (w * dv - dw * v - np.cross(v, dv))
 
 
 # --------------------------------------------------------------------------- writing

@@ -25,7 +25,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from data_prep import pamap2, windows
-from har.errors import HarError
+from harkit.errors import HarError
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Inference backends for ``har bench``: the same trained model, run different ways.
 
-Each backend is a ``check`` (raises :class:`~har.errors.HarError` naming the extra to install or
+Each backend is a ``check`` (raises :class:`~harkit.errors.HarError` naming the extra to install or
 the device that is missing) and a ``prepare(model, setup) -> Runner``. A :class:`Runner` maps
 windows ``[B, 1, T, C]`` float32 in host memory to logits ``[B, classes]`` float32 in host
 memory, so its time includes any cast and any host <-> GPU copy a real caller would pay.
@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from har.device import cpu_bf16_supported
-from har.errors import HarError
 from har.export import INPUT_NAME, inference_module, onnx_bytes, quiet, require_onnx
+from harkit.errors import HarError
 
 CALIBRATION_BATCH = 32
 
@@ -259,8 +259,12 @@ def _onnx(model: nn.Module, setup: Setup) -> Runner:
 
 
 def _int8(model: nn.Module, setup: Setup) -> Runner:
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     payload, how = _fp32_onnx(model, setup)
     windows = setup.calibration[:, None].astype(np.float32)  # [N, 1, T, C]

@@ -32,10 +32,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from har import __version__
 from har.backends import Runner, Setup, available, prepare, resolve_backends
 from har.device import device_name, resolve_device
-from har.errors import HarError
+from harkit import __version__
+from harkit.errors import HarError
 
 FORMAT_NAME, FORMAT_VERSION = "harkit.bench", 1
 DEFAULT_BATCH_SIZES = (1, 32, 256)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from har import __version__
-from har.errors import HarError
-from har.files import write_with
+from harkit import __version__
+from harkit.errors import HarError
+from harkit.files import write_with
 
 FORMAT_NAME = "harkit.checkpoint"
 FORMAT_VERSION = 1
@@ -104,6 +104,9 @@ def load_checkpoint(path, map_location: Any = "cpu") -> Dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise HarError(f"{path} lacks {', '.join(missing)}; it is damaged, train again")
+    # Earlier resnet/cnn checkpoints name a training "formulation"; there is one graph now, with
+    # the same weights, so the key is dropped.
+    ckpt["model"] = {k: v for k, v in ckpt["model"].items() if k != "formulation"}
     return ckpt
 
 

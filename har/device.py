@@ -1,7 +1,7 @@
 """Where training runs and in which precision: ``--device auto|cpu|cuda`` and ``--amp``.
 
 * ``resolve_device("auto")`` is CUDA when available, else the CPU; ``"cuda"`` without CUDA is a
-  :class:`~har.errors.HarError`.
+  :class:`~harkit.errors.HarError`.
 * Mixed precision (:func:`amp_dtype`): on CUDA on by default -- bfloat16 autocast where the GPU
   supports it (no gradient scaler needed), else float16 autocast with a ``GradScaler``. On the CPU
   ``--amp`` means bfloat16 autocast, which needs AVX-512 BF16 or AMX (fast bf16 matmuls through
@@ -16,7 +16,7 @@ from typing import Optional
 
 import torch
 
-from har.errors import HarError
+from harkit.errors import HarError
 
 DEVICES = ("auto", "cpu", "cuda")
 

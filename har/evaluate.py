@@ -9,27 +9,29 @@ other and with ``har train``'s.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 
 from har.checkpoint import load_checkpoint, model_from_checkpoint
-from har.errors import HarError
-from har.metrics import (classification_scores, confusion_matrix, per_class_scores,
-                         row_normalized, scores_from_confusion)
+from har.metrics import classification_scores, confusion_matrix, per_class_scores, row_normalized
+from harkit.errors import HarError
 
 FORMAT_NAME = "harkit.evaluation"
 FORMAT_VERSION = 1
 SPLITS = ("test", "val")
 
 
-def evaluate(checkpoint, data=None, split: str = "test") -> Dict:
-    """Score ``checkpoint`` on ``split`` of the prepared folder ``data`` (default: the folder it
-    was trained on); HarError when the folder does not match the checkpoint."""
-    from data_prep.store import load_prepared
-    from har.predict import predict_proba
+def evaluate(checkpoint, data=None, split: str = "test", device=None) -> Dict:
+    """Score ``checkpoint`` on ``split`` of the prepared folder ``data`` (a path or a
+    ``PreparedData``; default: the folder it was trained on) on ``device`` (default: CUDA when
+    available, else the CPU), in float32 (:mod:`har.scoring`); HarError when the folder does not
+    match the checkpoint."""
+    from data_prep.store import PreparedData, load_prepared
+    from har.device import resolve_device
+    from har.scoring import score
 
     if split not in SPLITS:
         raise HarError(f"--split {split!r} is invalid; choose one of {', '.join(SPLITS)}")
@@ -40,21 +42,21 @@ def evaluate(checkpoint, data=None, split: str = "test") -> Dict:
         if not Path(data).is_dir():
             raise HarError(f"{path} was trained on {data}, which no longer exists; pass --data "
                            "DIR (a folder prepared with the same options)")
-    prepared = load_prepared(data)
+    prepared = data if isinstance(data, PreparedData) else load_prepared(data)
     _check_compatible(ckpt, prepared, path)
     part = prepared[split]
     if len(part) == 0:
         raise HarError(f"the {split} split of {prepared.path} holds no window; evaluate "
                        f"another --split or prepare with other --{split}-subjects")
-    model = model_from_checkpoint(ckpt)
-    t0 = time.perf_counter()
-    probs = predict_proba(model, np.asarray(part.x))
-    seconds = time.perf_counter() - t0
-    report = score_report(np.asarray(part.y), probs.argmax(1), np.asarray(part.subject),
+    device = device if isinstance(device, torch.device) else resolve_device(device or "auto")
+    model = model_from_checkpoint(ckpt, device)
+    result = score(model, part.x, part.y, device=device)
+    report = score_report(np.asarray(part.y), result["predictions"], np.asarray(part.subject),
                           list(ckpt["classes"]), list(ckpt.get("class_ids") or []))
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "checkpoint": str(path), "data": str(prepared.path), "split": split,
-            "inference_s": round(seconds, 4), **report}
+            "device": device.type, "inference_s": round(result["seconds"], 4),
+            "loss": result["loss"], **report}
 
 
 def data_folder_of(ckpt: Dict, path) -> str:
@@ -85,18 +87,18 @@ def score_report(y_true: np.ndarray, y_pred: np.ndarray, subject: np.ndarray,
     """Every figure of the report from labels ``[N]`` (class indices) and subject IDs ``[N]``."""
     k = len(classes)
     cm = confusion_matrix(y_true, y_pred, k)
-    per_class = per_class_scores(cm)
+    per_class = per_class_scores(y_true, y_pred, k)
     ids = class_ids if class_ids and len(class_ids) == k else [None] * k
     normalized = row_normalized(cm)
     subjects = []
     for s in np.unique(subject):
         mask = subject == s
-        scores = classification_scores(y_true[mask], y_pred[mask], k)
+        scores = classification_scores(y_true[mask], y_pred[mask])
         subjects.append({"subject": int(s), "windows": int(mask.sum()),
                          "accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"]})
     return {
         "windows": int(y_true.size),
-        "overall": scores_from_confusion(cm),
+        "overall": classification_scores(y_true, y_pred),
         "per_class": [{"label": i, "activity_id": ids[i], "name": classes[i],
                        **{m: float(per_class[m][i]) for m in ("precision", "recall", "f1")},
                        "support": int(per_class["support"][i])} for i in range(k)],

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from har import __version__
-from har.errors import HarError
-from har.files import write_atomic
 from har.fold import fold_model
+from harkit import __version__
+from harkit.errors import HarError
+from harkit.files import write_atomic
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "windows", "logits"

@@ -7,8 +7,8 @@ operations:
 * every BatchNorm's running statistics and affine parameters are folded into the weight and bias
   of the convolution before it (``w' = w * g / sqrt(var + eps)``, ``b' = (b - mean) * g /
   sqrt(var + eps) + beta``);
-* activations stay ``[B, T, C, ch]`` (the ``"matmul"`` formulation of :mod:`har.models.resnet`):
-  a (3, 1) convolution is one matmul of the three time taps ``[B, T', C, 3 * ch]``, and a block's
+* activations stay ``[B, T, C, ch]`` (channels last, so every convolution is a matmul): a
+  (3, 1) convolution is one matmul of the three time taps ``[B, T', C, 3 * ch]``, and a block's
   first convolution and its shortcut convolution, which read the same taps, become *one* matmul
   with their weights stacked (``[2 * out, 3 * in]``);
 * the final ``[B, width, C]`` -> ``[B, width * C]`` transpose is folded into the Linear's weight.
@@ -63,7 +63,7 @@ class FoldedBlock(nn.Module):
         super().__init__()
         self.stride = int(block.stride)
         self.out_channels = block.conv1.out_channels
-        self.residual = hasattr(block, "shortcut")  # PlainBlock (cnn) has none
+        self.residual = bool(block.residual)  # False: the plain CNN (cnn)
         self.projection = self.residual and block.shortcut is not None
         w1, b1 = fold_batchnorm(block.conv1, block.bn1)
         if self.projection:

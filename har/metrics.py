@@ -1,11 +1,10 @@
-"""Classification scores from label arrays: accuracy, macro precision/recall/F1, weighted F1,
-per-class scores, confusion matrix (counts and row-normalized).
+"""Classification scores of integer labels ``[N]``, computed by scikit-learn.
 
-One ``np.bincount`` builds the confusion matrix; every score is derived from it. The results
-equal scikit-learn's ``accuracy_score``, ``precision_score``/``recall_score``/``f1_score``
-(``average="macro"``/``"weighted"``, ``zero_division=0``) with its default label set: the classes
-that occur in ``y_true`` or ``y_pred`` (a class absent from both is not averaged in). Macro scores
-matter on PAMAP2 because its classes are unbalanced.
+Accuracy, macro precision / recall / F1 and weighted F1 (:data:`SCORE_NAMES`) use
+scikit-learn's default label set for averaging: the classes that occur in ``y_true`` or
+``y_pred`` (a class absent from both is not averaged in), with ``zero_division=0``. Macro scores
+matter in HAR because classes are unbalanced. Per-class scores and the confusion matrix cover
+every class ``0 .. K-1``.
 """
 
 from __future__ import annotations
@@ -13,64 +12,50 @@ from __future__ import annotations
 from typing import Dict
 
 import numpy as np
+from sklearn import metrics as skm
 
 SCORE_NAMES = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted")
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
-    """``[K, K]`` int64 counts, rows = true class, columns = predicted class (labels 0..K-1)."""
+def _labels(y_true, y_pred):
     y_true = np.asarray(y_true, dtype=np.int64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has {y_true.size} labels, y_pred {y_pred.size}")
-    flat = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
+    return y_true, y_pred
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """``num / den`` (broadcast) with 0 where ``den`` is 0 (sklearn's ``zero_division=0``)."""
-    num, den = np.broadcast_arrays(np.asarray(num, np.float64), np.asarray(den, np.float64))
-    out = np.zeros(num.shape, dtype=np.float64)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """``[K, K]`` int64 counts, rows = true class, columns = predicted class (labels 0..K-1)."""
+    y_true, y_pred = _labels(y_true, y_pred)
+    return skm.confusion_matrix(y_true, y_pred, labels=np.arange(num_classes)).astype(np.int64)
 
 
-def per_class_scores(cm: np.ndarray) -> Dict[str, np.ndarray]:
-    """Per-class ``precision``, ``recall``, ``f1`` (float64 ``[K]``, 0 where undefined, like
-    scikit-learn's ``zero_division=0``), ``support`` (true count) and ``predicted`` (predicted
-    count) of a confusion matrix ``[K, K]``."""
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    support = cm.sum(axis=1)     # true count per class
-    predicted = cm.sum(axis=0)   # predicted count per class
-    return {"precision": _ratio(tp, predicted), "recall": _ratio(tp, support),
-            "f1": _ratio(2 * tp, support + predicted),   # = 2PR / (P + R), 0 when both are 0
-            "support": support, "predicted": predicted}
+def per_class_scores(y_true, y_pred, num_classes: int) -> Dict[str, np.ndarray]:
+    """Per-class ``precision``, ``recall``, ``f1`` (float64 ``[K]``, 0 where undefined) and
+    ``support`` (true windows, int64 ``[K]``) for every class 0..K-1."""
+    y_true, y_pred = _labels(y_true, y_pred)
+    p, r, f, s = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=np.arange(num_classes), average=None, zero_division=0)
+    return {"precision": p, "recall": r, "f1": f, "support": s.astype(np.int64)}
+
+
+def classification_scores(y_true, y_pred) -> Dict[str, float]:
+    """The :data:`SCORE_NAMES` scores (floats in [0, 1]) over scikit-learn's label set (see the
+    module docstring); all 0 for no labels."""
+    y_true, y_pred = _labels(y_true, y_pred)
+    if y_true.size == 0:
+        return dict.fromkeys(SCORE_NAMES, 0.0)
+    p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average="macro",
+                                                     zero_division=0)
+    weighted = skm.f1_score(y_true, y_pred, average="weighted", zero_division=0)
+    return {"accuracy": float(skm.accuracy_score(y_true, y_pred)), "precision_macro": float(p),
+            "recall_macro": float(r), "f1_macro": float(f), "f1_weighted": float(weighted)}
 
 
 def row_normalized(cm: np.ndarray) -> np.ndarray:
     """``cm [K, K]`` with each row divided by its sum (the share of each true class), 0 for an
     empty row."""
     cm = np.asarray(cm, dtype=np.float64)
-    return _ratio(cm, cm.sum(axis=1, keepdims=True))
-
-
-def scores_from_confusion(cm: np.ndarray) -> Dict[str, float]:
-    """The :data:`SCORE_NAMES` scores (floats in [0, 1]) of a confusion matrix ``[K, K]``."""
-    c = per_class_scores(cm)
-    support = c["support"]
-    total = support.sum()
-    present = (support + c["predicted"]) > 0
-    n_present = max(int(present.sum()), 1)
-    return {
-        "accuracy": float(np.trace(np.asarray(cm, dtype=np.float64)) / total) if total else 0.0,
-        "precision_macro": float(c["precision"][present].sum() / n_present),
-        "recall_macro": float(c["recall"][present].sum() / n_present),
-        "f1_macro": float(c["f1"][present].sum() / n_present),
-        "f1_weighted": float((c["f1"] * support).sum() / total) if total else 0.0,
-    }
-
-
-def classification_scores(y_true, y_pred, num_classes: int) -> Dict[str, float]:
-    """Accuracy, macro precision/recall/F1 and weighted F1 of integer labels ``[N]``."""
-    return scores_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
+    total = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, total, out=np.zeros_like(cm), where=total > 0)

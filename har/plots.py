@@ -15,8 +15,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from har.errors import HarError
-from har.files import output_file, write_with
+from harkit.errors import HarError
+from harkit.files import output_file, write_with
 
 DPI = 100
 CURVES_SIZE = (10.0, 4.0)       # inches: 1000 × 400 px

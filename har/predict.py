@@ -30,29 +30,29 @@ import numpy as np
 import torch
 
 from data_prep import pamap2
-from data_prep.read import ParseCache, Recording, Source, default_cache_dir, read_recording
+from data_prep.read import (
+    ParseCache,
+    Recording,
+    Source,
+    default_cache_dir,
+    file_source,
+    read_recording,
+    visible_files,
+)
 from data_prep.splits import apply_normalization
 from data_prep.transform import Preprocessing, cut, span_labels, stretches
 from har.checkpoint import load_checkpoint, model_from_checkpoint
-from har.errors import HarError
-from har.files import output_file, write_atomic
 from har.metrics import classification_scores
+from har.scoring import check_windows, logits
+from harkit.errors import HarError
+from harkit.files import output_file, write_atomic
 
-BATCH = 256
 
-
-def predict_proba(model: torch.nn.Module, x: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
-    """Class probabilities float32 ``[N, K]`` (softmax of the logits) of normalized windows
-    ``x [N, T, C]``, in eval mode, batches of ``batch_size``, on the model's device."""
-    device = next(model.parameters()).device
-    out = []
-    with torch.inference_mode():
-        for i in range(0, x.shape[0], batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).unsqueeze(1)
-            out.append(torch.softmax(model(xb.to(device)).float(), dim=1).cpu().numpy())
-    if not out:
-        return np.empty((0, int(model.config["num_classes"])), np.float32)
-    return np.concatenate(out)
+def predict_proba(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """Class probabilities float32 ``[N, K]`` (softmax of the fp32 logits) of normalized windows
+    ``x [N, T, C]``, on the model's device (:func:`har.scoring.logits`); HarError when the
+    windows are not ``[N, T, C]`` with the model's T and C."""
+    return torch.softmax(logits(model, x), dim=1).cpu().numpy()
 
 
 @contextlib.contextmanager
@@ -112,7 +112,9 @@ class Predictor:
         return self.hop / self.prep.rate_hz
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """float32 ``[N, K]`` for raw windows ``x [N, T, C]`` (normalized here, on a copy)."""
+        """float32 ``[N, K]`` for raw windows ``x [N, T, C]`` (normalized here, on a copy);
+        HarError when they are not ``[N, T, C]`` with the checkpoint's T and C."""
+        check_windows(self.model, x)
         x = np.array(x, dtype=np.float32)
         if self.mean is not None:
             apply_normalization(x, self.mean, self.std)
@@ -213,24 +215,18 @@ def recordings(path) -> List[Source]:
     if not path.exists():
         raise HarError(f"recording {path} does not exist; pass a PAMAP2-format .dat file or a "
                        "folder of them")
-    files = [path] if path.is_file() else sorted(
-        f for f in path.rglob("*.dat")
-        if f.is_file() and not any(p.startswith(".") for p in f.relative_to(path).parts))
+    files = [path] if path.is_file() else visible_files(path, "*.dat")
     if not files:
         raise HarError(f"no .dat files under {path}/; pass a PAMAP2-format .dat file or a folder "
                        "of them")
-    sources = []
-    for f in files:
-        stat = f.stat()
-        try:
-            subject = pamap2.subject_id(f.name)
-        except ValueError:
-            subject = 0
-        sources.append(Source(name=str(f), subject=subject, folder=f.parent.name,
-                              size=stat.st_size,
-                              index_key=f"{f.resolve()}|{stat.st_size}|{stat.st_mtime_ns}",
-                              read_bytes=f.read_bytes))
-    return sources
+    return [file_source(f, _subject_or_zero(f.name), f.parent.name) for f in files]
+
+
+def _subject_or_zero(filename: str) -> int:
+    try:
+        return pamap2.subject_id(filename)
+    except ValueError:
+        return 0
 
 
 def predict_path(predictor: Predictor, path, use_cache: bool = True) -> List[Timeline]:
@@ -274,7 +270,7 @@ def _scores(pred: np.ndarray, true_id: np.ndarray, predictor: Predictor) -> Dict
     y = np.array([label_of[int(a)] for a in true_id[scored]], dtype=np.int64)
     result = {"scored_windows": int(scored.sum())}
     if y.size:
-        s = classification_scores(y, pred[scored], len(predictor.classes))
+        s = classification_scores(y, pred[scored])
         result.update(accuracy=s["accuracy"], f1_macro=s["f1_macro"])
     return result
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from data_prep import pamap2
 from data_prep.transform import GapFiller, StreamWindow, Windower, span_labels
-from har.errors import HarError
 from har.predict import Predictor, Timeline, no_window_note, true_name
+from harkit.errors import HarError
 
 POLL_S = 0.05      # how often a followed file is checked for new rows (s)
 
@@ -130,50 +130,21 @@ def parse_rows(data: bytes, name: str, first_line: int = 1
     numpy is used rather than pyarrow because it costs ~0.1 ms instead of ~1 ms per few lines."""
     rows = [tokens for tokens in (line.split() for line in data.split(b"\n")) if tokens]
     if any(len(tokens) != pamap2.NUM_COLUMNS for tokens in rows):
-        raise _bad_line(data, name, first_line)
+        raise pamap2.row_error(data, name, first_line)
     try:
         values = np.array([t for tokens in rows for t in tokens], dtype=np.float64)
     except ValueError:
-        raise _bad_line(data, name, first_line) from None
+        raise pamap2.row_error(data, name, first_line) from None
     values = values.reshape(-1, pamap2.NUM_COLUMNS)
     ts, act = values[:, 0], values[:, 1]
-    bad = np.flatnonzero(~np.isfinite(ts) | ~np.isin(act, list(pamap2.ACTIVITIES)))
-    if bad.size:
-        raise _bad_line(data, name, first_line, row=int(bad[0]))
+    bad = pamap2.first_bad_row(ts, act)
+    if bad is not None:
+        raise pamap2.row_error(data, name, first_line, row=bad)
     return (ts.copy(), act.astype(np.int16),
             values[:, _SIGNAL_INDEX].astype(np.float32))
 
 
 _SIGNAL_INDEX = [pamap2.COLUMN_INDEX[c] for c in pamap2.SIGNAL_COLUMNS]
-
-
-def _bad_line(data: bytes, name: str, first_line: int, row: Optional[int] = None) -> HarError:
-    """The error for the first malformed line of ``data`` (or for data row ``row``)."""
-    seen = -1
-    for number, raw in enumerate(data.split(b"\n"), start=first_line):
-        tokens = raw.split()
-        if not tokens:
-            continue
-        seen += 1
-        where = f"{name} line {number}"
-        if len(tokens) != pamap2.NUM_COLUMNS:
-            return HarError(f"{where}: {len(tokens)} columns, expected {pamap2.NUM_COLUMNS} "
-                            "(space-separated PAMAP2 format); fix or delete the line")
-        values = []
-        for col, token in enumerate(tokens[:2] if row is not None else tokens, start=1):
-            try:
-                values.append(float(token))
-            except ValueError:
-                return HarError(f"{where}, column {col} ({pamap2.COLUMNS[col - 1]}): "
-                                f"{token.decode('utf-8', 'replace')[:20]!r} is not a number; "
-                                "missing values must be written NaN")
-        if row is not None and seen == row:
-            if not np.isfinite(values[0]):
-                return HarError(f"{where}: the timestamp (column 1) is missing; every row needs "
-                                "one; fix or delete the line")
-            return HarError(f"{where}: activityID (column 2) is {values[1]:g}, not one of "
-                            f"{sorted(pamap2.ACTIVITIES)}; fix or delete the line")
-    return HarError(f"{name} line {first_line}: not PAMAP2 text; check the source of the rows")
 
 
 def read_chunks(path: Optional[Path] = None, follow: bool = False,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from data_prep.archive import ArchiveError, find_zip_recordings, safe_extract
-from har.errors import HarError
+from harkit.errors import HarError
 from tests.conftest import activity_blocks, assert_umask_modes, write_dat
 
 

@@ -21,9 +21,9 @@ from data_prep import load_prepare_config, load_prepared, pamap2, prepare
 from har import backends
 from har.checkpoint import save_checkpoint
 from har.device import cpu_bf16_supported
-from har.errors import HarError
 from har.fold import fold_model
 from har.models import create_model
+from harkit.errors import HarError
 from tests.conftest import activity_blocks, write_dat
 
 WINDOW, CHANNELS = 16, 3

@@ -37,3 +37,30 @@ def test_make_demo_ends_with_har_bench_on_the_demo_checkpoint():
     assert args[args.index("--checkpoint") + 1] == "demo/run/best.pt"
     assert args[args.index("--data") + 1] == "demo/prepared"
     cli.commands["bench"].make_context("bench", args)       # every option exists and parses
+
+
+def test_train_help_shows_the_defaults_of_configs_train_toml(run_cli):
+    """The one place for a default: `har train --help` shows configs/train.toml's values."""
+    import tomllib
+
+    from harkit.config import default_config_path
+
+    table = tomllib.loads(default_config_path("train").read_text())["train"]
+    ctx = cli.commands["train"].make_context("train", [])
+    for name in ("epochs", "batch_size", "lr", "weight_decay", "lr_gamma", "latency_runs", "model",
+                 "data"):
+        param = next(p for p in cli.commands["train"].params if p.name == name)
+        assert param.get_default(ctx) == table[name], name
+    code, out, _ = run_cli("train", "--help")
+    assert code == 0 and f"[default: {table['epochs']}]" in out
+
+
+def test_comma_separated_options_give_usage_errors(run_cli):
+    from tests.conftest import one_error_line
+
+    code, _, err = run_cli("synth", "pamap2", "x", "--subjects", "101,abc")
+    assert code == 2
+    line = one_error_line(err)
+    assert "--subjects" in line and "comma-separated integers" in line and "'101,abc'" in line
+    code, _, err = run_cli("bench", "--batch-sizes", "1,,x")
+    assert code == 2 and "--batch-sizes" in one_error_line(err)

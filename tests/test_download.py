@@ -19,8 +19,8 @@ import pytest
 
 from data_prep.archive import find_zip_recordings
 from data_prep.download import download_pamap2
-from har import __version__
-from har.errors import HarError
+from harkit import __version__
+from harkit.errors import HarError
 from tests.conftest import assert_umask_modes
 from tests.test_archive import corrupt, dataset_files, listing, nested_zip, zip_bytes
 

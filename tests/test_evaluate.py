@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from data_prep import load_prepare_config, load_prepared, prepare
-from har.errors import HarError
 from har.evaluate import data_folder_of, evaluate
 from har.predict import torch_threads
+from harkit.errors import HarError
 from tests.conftest import one_error_line, png_size
 
 

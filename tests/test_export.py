@@ -13,8 +13,8 @@ import torch
 import har.export
 from data_prep import load_prepared
 from har.checkpoint import load_checkpoint, model_from_checkpoint
-from har.errors import HarError
 from har.export import export, read_metadata
+from harkit.errors import HarError
 from tests.conftest import assert_umask_modes
 from tests.test_bench import _has_onnx, make_checkpoint, make_prepared
 

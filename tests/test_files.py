@@ -1,4 +1,4 @@
-"""``har.files``: atomic writes whose results get the mode the process umask implies (not
+"""``harkit.files``: atomic writes whose results get the mode the process umask implies (not
 mkstemp's private 0o600), and :func:`default_permissions` for mkstemp/mkdtemp results."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from har.files import copy_atomic, current_umask, default_permissions, write_atomic, write_with
+from harkit.files import copy_atomic, current_umask, default_permissions, write_atomic, write_with
 from tests.conftest import assert_umask_modes
 
 

@@ -1,28 +1,33 @@
-"""Models: registry, shapes, pinned ResNet size, formulation equivalence, AMP."""
+"""Models: registry, shapes, pinned ResNet size, one graph for resnet and cnn, AMP."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from har.errors import HarError
-from har.models import (count_macs, count_parameters, create_model, describe_models, list_models,
-                        model_config)
+from har.models import (
+    count_macs,
+    count_parameters,
+    create_model,
+    describe_models,
+    list_models,
+    model_config,
+)
+from harkit.errors import HarError
 
 MODELS = ["cnn", "deepconvlstm", "resnet"]
 
 
 def test_registry_lists_models():
     assert list_models() == MODELS
-    assert model_config("resnet") == {"blocks": [1, 1, 1, 1], "widths": [64, 128, 256, 512],
-                                      "formulation": "matmul"}
+    assert model_config("resnet") == {"blocks": [1, 1, 1, 1], "widths": [64, 128, 256, 512]}
 
 
 def test_resnet_size_is_pinned():
     model = create_model("resnet", window_steps=171, channels=36, num_classes=12)
     assert count_parameters(model) == 1_610_572
     assert count_macs(model, 171, 36) == 738_395_136
-    conv2d = create_model("resnet", 171, 36, 12, formulation="conv2d")
-    assert count_macs(conv2d, 171, 36) == 738_395_136
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 12 and all(c.bias is not None for c in convs)   # the seed's conv biases
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -34,44 +39,29 @@ def test_output_shape(name, steps, channels):
         assert model(torch.randn(4, 1, steps, channels)).shape == (4, 5)
 
 
-@pytest.mark.parametrize("name", ["resnet", "cnn"])
-def test_formulation_shape_odd_and_tiny_windows(name):
-    for steps in (1, 2, 7):
-        model = create_model(name, steps, 2, 3, formulation="matmul").eval()
-        ref = create_model(name, steps, 2, 3, formulation="conv2d").eval()
-        ref.load_state_dict(model.state_dict())
-        x = torch.randn(2, 1, steps, 2)
-        torch.testing.assert_close(model(x), ref(x), rtol=1e-4, atol=1e-5)
-
-
-def _grads(model):
-    return {n: p.grad.clone() for n, p in model.named_parameters()}
-
-
-@pytest.mark.parametrize("name", ["resnet", "cnn"])
-@pytest.mark.parametrize("train", [True, False])
-def test_formulations_agree(name, train):
+def test_cnn_is_the_resnet_without_shortcuts():
+    """One definition: the same block class and state-dict layout, minus the shortcut convs."""
+    hp = dict(blocks=[2, 1], widths=[8, 16])           # an identity shortcut in stage 1 too
+    resnet, cnn = create_model("resnet", 24, 3, 4, **hp), create_model("cnn", 24, 3, 4, **hp)
+    assert type(resnet) is type(cnn)
+    keys = set(resnet.state_dict())
+    shortcut = {k for k in keys if ".shortcut." in k}
+    assert shortcut and all(k.startswith(("stages.0.0.", "stages.1.0.")) for k in shortcut)
+    assert set(cnn.state_dict()) == keys - shortcut
     torch.manual_seed(0)
-    hp = dict(blocks=[2, 1, 1], widths=[8, 16, 16])  # identity shortcuts too
-    fast = create_model(name, 37, 5, 4, formulation="matmul", **hp)
-    ref = create_model(name, 37, 5, 4, formulation="conv2d", **hp)
-    assert fast.state_dict().keys() == ref.state_dict().keys()
-    ref.load_state_dict(fast.state_dict())
-    fast.train(train)
-    ref.train(train)
-    x = torch.randn(6, 1, 37, 5)
-    y = torch.randint(0, 4, (6,))
-    outs = []
-    for model in (fast, ref):
-        out = model(x)
-        F.cross_entropy(out, y).backward()
-        outs.append(out)
-    torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5)
-    g_fast, g_ref = _grads(fast), _grads(ref)
-    for key in g_ref:
-        torch.testing.assert_close(g_fast[key], g_ref[key], rtol=1e-3, atol=1e-5, msg=key)
-    for key, value in ref.state_dict().items():  # running stats updated alike
-        torch.testing.assert_close(fast.state_dict()[key], value, rtol=1e-4, atol=1e-6)
+    plain = create_model("cnn", 24, 3, 4, **hp).eval()
+    x = torch.randn(2, 1, 24, 3)
+    h = x
+    for stage in plain.stages:                          # no shortcut is added anywhere
+        for block in stage:
+            h = block.relu(block.bn2(block.conv2(block.relu(block.bn1(block.conv1(h))))))
+    torch.testing.assert_close(plain(x), plain.fc(torch.flatten(plain.pool(h), 1)))
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7])
+def test_odd_and_tiny_windows(steps):
+    model = create_model("resnet", steps, 2, 3).eval()
+    assert model(torch.randn(2, 1, steps, 2)).shape == (2, 3)
 
 
 def test_unknown_model_lists_choices():
@@ -80,10 +70,10 @@ def test_unknown_model_lists_choices():
 
 
 @pytest.mark.parametrize("name, hparams, pattern", [
-    ("resnet", {"depth": 3}, "unknown hyper-parameter 'depth'.*blocks, widths, formulation"),
+    ("resnet", {"depth": 3}, "unknown hyper-parameter 'depth'.*blocks, widths"),
     ("resnet", {"widths": [64, 0]}, r"widths=\[64, 0\] is invalid"),
     ("resnet", {"blocks": [1, 1]}, r"blocks=\[1, 1\] is invalid; pass a list of 4 integers"),
-    ("resnet", {"formulation": "fft"}, "formulation='fft' is invalid; choose one of matmul, conv2d"),
+    ("resnet", {"formulation": "matmul"}, "unknown hyper-parameter 'formulation'"),
     ("cnn", {"widths": "64"}, "widths='64' is invalid"),
     ("deepconvlstm", {"dropout": 1.5}, r"dropout=1.5 is invalid; pass a number in \[0.0, 1.0\)"),
     ("deepconvlstm", {"lstm_units": True}, "lstm_units=True is invalid"),
@@ -142,13 +132,13 @@ def test_describe_models():
     assert rows["resnet"]["macs"] == 738_395_136
     assert all(row["description"] for row in rows.values())
     short = {row["name"]: row for row in describe_models(12, 3, 4)}
-    assert short["deepconvlstm"]["parameters"] is None and "too short" in short["deepconvlstm"]["error"]
+    assert short["deepconvlstm"]["parameters"] is None
+    assert "too short" in short["deepconvlstm"]["error"]
 
 
 @pytest.mark.filterwarnings("ignore")  # tracer warnings: the channel-count guard, deprecation
-@pytest.mark.parametrize("formulation", ["matmul", "conv2d"])
-def test_traceable(formulation):
-    model = create_model("resnet", 24, 3, 4, formulation=formulation).eval()
+def test_traceable():
+    model = create_model("resnet", 24, 3, 4).eval()
     x = torch.randn(2, 1, 24, 3)
     traced = torch.jit.trace(model, x)
     assert traced(torch.randn(5, 1, 24, 3)).shape == (5, 4)  # batch stays free

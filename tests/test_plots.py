@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from har import plots
-from har.errors import HarError
 from har.predict import Predictor, Timeline, predict_path, torch_threads
+from harkit.errors import HarError
 from tests.conftest import one_error_line, png_size
 
 

@@ -25,6 +25,7 @@ from data_prep.transform import GapFiller, Preprocessing, Windower, cut, stretch
 from har.evaluate import evaluate
 from har.predict import Predictor, predict_path, summarize, torch_threads
 from har.stream import Stream, read_chunks
+from harkit.errors import HarError
 from tests.conftest import one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -370,3 +371,20 @@ def test_bad_checkpoints_and_options_are_one_line_errors(trained, tmp_path, run_
         code, _, err = run_cli("predict", trained.checkpoint, trained.held_out, *args)
         assert code == 2 and words in one_error_line(err)
     assert not (tmp_path / "t.csv").exists()                          # nothing half-written
+
+
+def test_windows_of_the_wrong_shape_are_refused_not_pooled(trained):
+    """The model pools time away, so a window of the wrong length would silently give an
+    answer: the library API refuses it and names the [N, T, C] it expects."""
+    from har.predict import predict_proba
+
+    predictor = Predictor.load(trained.checkpoint)
+    steps, channels = predictor.prep.window, len(predictor.prep.channels)
+    expected = f"[N, {steps}, {channels}]"
+    for shape in ((2, steps + 5, channels), (2, steps - 1, channels), (steps, channels)):
+        with pytest.raises(HarError, match=re.escape(expected)):
+            predictor.probabilities(np.zeros(shape, np.float32))
+        with pytest.raises(HarError, match=re.escape(expected)):
+            predict_proba(predictor.model, np.zeros(shape, np.float32))
+    assert predict_proba(predictor.model, np.zeros((2, steps, channels), np.float32)).shape == (
+        2, len(predictor.classes))

@@ -341,7 +341,7 @@ def test_corrupt_zip_is_refused(tmp_path, run_cli):
 
 
 def test_load_prepared_names_what_is_missing(tmp_path):
-    from har.errors import HarError
+    from harkit.errors import HarError
 
     _three_subjects(tmp_path / "raw")
     _prep(tmp_path / "raw", tmp_path / "out", val_subjects=[102])

@@ -10,7 +10,7 @@ import pytest
 
 from data_prep import pamap2, synth
 from data_prep.synth import synth_pamap2
-from har.errors import HarError
+from harkit.errors import HarError
 
 COL = pamap2.COLUMN_INDEX
 
@@ -190,6 +190,18 @@ def test_lying_and_running_are_separable(tmp_path):
     g_lying, g_standing = lying[2].mean(axis=0), standing[2].mean(axis=0)
     cos = g_lying @ g_standing / np.linalg.norm(g_lying) / np.linalg.norm(g_standing)
     assert cos < np.cos(np.radians(60))                                  # gravity turned
+
+
+def test_gyroscope_reads_the_turn_rate_in_the_sensor_frame():
+    """A sensor turning steadily about its own axes reads that rate, whatever its start."""
+    from scipy.spatial.transform import Rotation
+
+    t = np.arange(300) / pamap2.SAMPLE_RATE_HZ
+    omega = np.array([0.3, -1.2, 2.0])                         # rad/s, sensor frame
+    start = Rotation.from_euler("xyz", [20.0, -40.0, 75.0], degrees=True)
+    q = start * Rotation.from_rotvec(t[:, None] * omega)
+    np.testing.assert_allclose(synth._angular_velocity(q), np.tile(omega, (t.size, 1)),
+                               rtol=0, atol=1e-3)
 
 
 def test_walking_cadence_differs_between_subjects(tmp_path):

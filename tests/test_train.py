@@ -9,7 +9,6 @@ for so small a model, and immune to busy neighbours).
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -23,10 +22,12 @@ import torch
 from data_prep import load_prepare_config, load_prepared, pamap2, prepare
 from har.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from har.device import cpu_bf16_supported
-from har.errors import HarError
+from har.evaluate import evaluate
 from har.metrics import classification_scores
 from har.models import create_model, list_models
-from har.train import METRICS_COLUMNS, TIMING_COLUMNS, TrainOptions, fit
+from har.train import METRICS_COLUMNS, TIMING_COLUMNS, fit
+from har.train.options import defaults, resolve
+from harkit.errors import HarError
 from tests.conftest import activity_blocks, assert_umask_modes, png_size, write_dat
 
 ACTIVITIES = (1, 2, 3, 4)
@@ -103,10 +104,10 @@ def test_fit_learns_and_writes_the_run_folder(data, tmp_path):
     assert png_size(run / "curves.png") == (1000, 400)
     assert (run / "metrics.csv").read_text().splitlines()[0] == (
         "epoch,train_loss,val_loss,val_accuracy,val_precision_macro,val_recall_macro,"
-        "val_f1_macro,val_f1_weighted,epoch_s,val_infer_s,latency_ms")
+        "val_f1_macro,val_f1_weighted,epoch_s,val_infer_s,train_latency_ms")
     rows = _rows(run)
     assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
-    assert all(float(r["latency_ms"]) > 0 and float(r["epoch_s"]) > 0 for r in rows)
+    assert all(float(r["train_latency_ms"]) > 0 and float(r["epoch_s"]) > 0 for r in rows)
     f1 = [float(r["val_f1_macro"]) for r in rows]
     assert max(f1) > 0.7                                   # chance is ~0.25 for 4 classes
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
@@ -126,10 +127,14 @@ def test_fit_learns_and_writes_the_run_folder(data, tmp_path):
     with torch.no_grad():
         logits = model_from_checkpoint(best)(torch.from_numpy(test.x).unsqueeze(1))
     assert on_disk["test"]["f1_macro"] == pytest.approx(classification_scores(
-        test.y, logits.argmax(1).numpy(), len(best["classes"]))["f1_macro"], abs=1e-9)
+        test.y, logits.argmax(1).numpy())["f1_macro"], abs=1e-9)
+    # one meaning per number: summary.json's test scores are what `har evaluate` reports
+    report = evaluate(run / "best.pt", data, "test")
+    assert on_disk["test"] == {"loss": report["loss"], **report["overall"],
+                               "windows": report["windows"]}
 
     config = json.loads((run / "config.json").read_text())
-    options = dataclasses.asdict(TrainOptions(epochs=6, **FAST))
+    options = resolve({"epochs": 6, **FAST}, defaults()).to_dict()
     assert config["training"] == {**options, "data": str(data.resolve())}   # every option
     assert config["model"] == {**best["model"], "widths": [8, 8]}
     assert config["data"]["meta_sha256"] == hashlib.sha256(
@@ -215,14 +220,52 @@ def test_resume_continues_the_same_curve(data, tmp_path):
     assert load_checkpoint(tmp_path / "split" / "last.pt")["epoch"] == 6
 
 
+def _next_lr(checkpoint: Path) -> float:
+    """The learning rate of the epoch after the checkpoint's (its optimizer state)."""
+    return load_checkpoint(checkpoint)["optimizer"]["param_groups"][0]["lr"]
+
+
+def test_resume_with_more_epochs_rederives_the_automatic_lr_step(data, tmp_path):
+    """lr_step 0 means epochs // 3: 6 epochs step every 2, a resume to 12 every 4 from then on
+    (lr * 0.5 ** (epoch // 4)), through the scheduler's public API."""
+    lr = FAST["lr"]
+    _fit(data, tmp_path / "run", epochs=6)
+    assert _next_lr(tmp_path / "run" / "last.pt") == pytest.approx(lr * 0.5 ** (6 // 2))
+    lrs = []
+    fit(resume=tmp_path / "run" / "last.pt", epochs=12,
+        on_epoch=lambda row: lrs.append(_next_lr(tmp_path / "run" / "last.pt")))
+    assert lrs == pytest.approx([lr * 0.5 ** (e // 4) for e in range(7, 13)])
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["scheduler"]["last_epoch"] == 12 and len(ckpt["history"]) == 12
+
+
+def test_resume_from_best_pt_drops_the_later_epochs(data, tmp_path):
+    """--resume best.pt of an earlier epoch than last.pt: metrics.csv is rewritten from its
+    history and the run goes on from that epoch with its weights, learning rate and RNG, so the
+    later epochs come out as they did the first time."""
+    run = tmp_path / "run"
+    _fit(data, run, epochs=2, lr_step=1, lr_gamma=0.9)
+    shutil.copy(run / "last.pt", tmp_path / "epoch2.pt")
+    fit(resume=run / "last.pt", epochs=4)
+    first_time = _values(_rows(run))
+    shutil.copy(tmp_path / "epoch2.pt", run / "best.pt")      # as if epoch 2 had been the best
+    rows_seen = []
+    fit(resume=run / "best.pt", epochs=4, on_epoch=lambda row: rows_seen.append(
+        len(_rows(run))))
+    assert rows_seen == [3, 4]                                # epochs 3 and 4 after 2 kept rows
+    np.testing.assert_allclose(np.array(_values(_rows(run)), float),
+                               np.array(first_time, float), rtol=1e-6)
+    assert _next_lr(run / "last.pt") == pytest.approx(FAST["lr"] * 0.9 ** 4)
+
+
 def test_ctrl_c_keeps_last_pt_and_resume_finishes_the_run(data, tiny_toml, tmp_path, run_cli,
                                                           monkeypatch):
-    import har.train
+    import har.train.loop
 
     run = tmp_path / "run"
     assert run_cli("train", "--data", data, "--config", tiny_toml, "--epochs", 4,
                    "--out", tmp_path / "straight")[0] == 0
-    real = har.train.single_sample_latency_ms
+    real = har.train.loop.single_sample_latency_ms
     calls = []
 
     def interrupt_in_epoch_3(*args, **kwargs):
@@ -231,7 +274,7 @@ def test_ctrl_c_keeps_last_pt_and_resume_finishes_the_run(data, tiny_toml, tmp_p
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(har.train, "single_sample_latency_ms", interrupt_in_epoch_3)
+    monkeypatch.setattr(har.train.loop, "single_sample_latency_ms", interrupt_in_epoch_3)
     code, out, err = run_cli("train", "--data", data, "--config", tiny_toml, "--epochs", 4,
                              "--out", run)
     assert code == 130
@@ -239,7 +282,7 @@ def test_ctrl_c_keeps_last_pt_and_resume_finishes_the_run(data, tiny_toml, tmp_p
     assert f"har train --resume {run / 'last.pt'}" in err and "epoch 3" in err
     assert load_checkpoint(run / "last.pt")["epoch"] == 2 and len(_rows(run)) == 2
 
-    monkeypatch.setattr(har.train, "single_sample_latency_ms", real)
+    monkeypatch.setattr(har.train.loop, "single_sample_latency_ms", real)
     code, out, err = run_cli("train", "--resume", run / "last.pt")
     assert code == 0, err
     np.testing.assert_allclose(np.array(_values(_rows(run)), float),
@@ -249,11 +292,11 @@ def test_ctrl_c_keeps_last_pt_and_resume_finishes_the_run(data, tiny_toml, tmp_p
 def test_ctrl_c_while_saving_or_after_resuming_elsewhere(data, tmp_path, monkeypatch):
     """Ctrl-C during the save of epoch 2: last.pt still holds epoch 1, and the message says so.
     Resumed into another folder, that folder gets its own last.pt before the first epoch."""
-    import har.train
+    import har.train.loop
     from har.train import TrainingInterrupted
 
     straight = _fit(data, tmp_path / "straight", epochs=4)
-    real_save, real_latency = har.train.save_checkpoint, har.train.single_sample_latency_ms
+    real_save, real_latency = har.train.loop.save_checkpoint, har.train.loop.single_sample_latency_ms
     saves = []
 
     def interrupt_third_save(*args, **kwargs):          # epoch 0, epoch 1, epoch 2 <- here
@@ -262,22 +305,22 @@ def test_ctrl_c_while_saving_or_after_resuming_elsewhere(data, tmp_path, monkeyp
             raise KeyboardInterrupt
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(har.train, "save_checkpoint", interrupt_third_save)
+    monkeypatch.setattr(har.train.loop, "save_checkpoint", interrupt_third_save)
     with pytest.raises(TrainingInterrupted) as exc:
         _fit(data, tmp_path / "a", epochs=4)
     assert (exc.value.epoch, exc.value.interrupted_epoch) == (1, 2)
     assert load_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(har.train, "save_checkpoint", real_save)
+    monkeypatch.setattr(har.train.loop, "save_checkpoint", real_save)
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(har.train, "single_sample_latency_ms", interrupt)
+    monkeypatch.setattr(har.train.loop, "single_sample_latency_ms", interrupt)
     with pytest.raises(TrainingInterrupted) as exc:
         fit(resume=tmp_path / "a" / "last.pt", out=tmp_path / "b")
     assert exc.value.checkpoint == tmp_path / "b" / "last.pt" and exc.value.epoch == 1
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(har.train, "single_sample_latency_ms", real_latency)
+    monkeypatch.setattr(har.train.loop, "single_sample_latency_ms", real_latency)
 
     summary = fit(resume=tmp_path / "b" / "last.pt")
     np.testing.assert_allclose(np.array(_values(_rows(tmp_path / "b")), float),
@@ -451,7 +494,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tiny_toml, tmp_
 def test_class_weights_are_sklearn_balanced_and_train(data, tmp_path):
     from sklearn.utils.class_weight import compute_class_weight
 
-    from har.train import _class_weights
+    from har.train.loop import class_weights as _class_weights
 
     y = np.array([0, 0, 0, 1, 2, 2])
     weights = _class_weights(y, 4, "cpu").numpy()
@@ -497,3 +540,19 @@ def test_without_matplotlib_training_ends_with_a_note(data, tmp_path, monkeypatc
     assert not (tmp_path / "run" / "curves.png").exists()
     assert any("pip install matplotlib" in n and f"har plot {tmp_path / 'run'}" in n
                for n in notes)
+
+
+def test_a_model_toml_holds_only_what_differs(tmp_path, monkeypatch):
+    """configs/<model>.toml overrides train.toml's keys and the builder's hyper-parameters for
+    that model only; every other default stays train.toml's."""
+    import harkit.config
+    from har.train.options import defaults, model_overrides
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    shutil.copy(harkit.config.default_config_path("train"), folder / "train.toml")
+    (folder / "cnn.toml").write_text("[train]\nlr = 0.1\n[model]\nwidths = [8, 8, 8, 8]\n")
+    monkeypatch.setattr(harkit.config, "config_dir", lambda: folder)
+    assert defaults("cnn")["lr"] == 0.1 and defaults("resnet")["lr"] == 5e-4
+    assert defaults("cnn")["epochs"] == defaults("resnet")["epochs"] == 100
+    assert model_overrides("cnn") == {"widths": [8, 8, 8, 8]} and model_overrides("resnet") == {}

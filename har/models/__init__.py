@@ -4,10 +4,15 @@
 one; importing this package registers ``resnet``, ``cnn`` and ``deepconvlstm``.
 """
 
-from har.models.registry import (create_model, list_models, model_config, model_description,
-                                 register_model)
-from har.models import cnn, deepconvlstm, resnet  # noqa: F401  (register the builders)
+from har.models import deepconvlstm, resnet  # noqa: F401  (register the builders)
 from har.models.profile import count_macs, count_parameters, describe_models
+from har.models.registry import (
+                                 create_model,
+                                 list_models,
+                                 model_config,
+                                 model_description,
+                                 register_model,
+)
 
 __all__ = ["create_model", "list_models", "model_config", "model_description", "register_model",
            "count_macs", "count_parameters", "describe_models"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from har.errors import HarError
 from har.models.registry import check_float, check_int, register_model
+from harkit.errors import HarError
 
 
 class DeepConvLSTM(nn.Module):

@@ -14,13 +14,13 @@ from typing import Any, Dict, List
 import torch
 from torch import nn
 
-from har.errors import HarError
 from har.models.registry import create_model, list_models, model_description
+from harkit.errors import HarError
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those with ``requires_grad``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def _lstm_macs(lstm: nn.LSTM, steps: int) -> int:
@@ -37,13 +37,10 @@ def _lstm_macs(lstm: nn.LSTM, steps: int) -> int:
 def count_macs(model: nn.Module, window_steps: int, channels: int) -> int:
     """Multiply-accumulates for one window ``[1, 1, window_steps, channels]``.
 
-    Runs a copy of ``model`` in eval mode (a model with a ``formulation`` attribute in its
-    reference ``"conv2d"`` form, which performs the same arithmetic) with hooks on
-    ``nn.Conv2d``/``nn.Conv1d``, ``nn.Linear`` and ``nn.LSTM``.
+    Runs a copy of ``model`` in eval mode with hooks on ``nn.Conv2d``/``nn.Conv1d``,
+    ``nn.Linear`` and ``nn.LSTM``.
     """
     probe = copy.deepcopy(model).eval()
-    if hasattr(probe, "formulation"):
-        probe.formulation = "conv2d"
     total = 0
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:

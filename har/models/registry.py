@@ -4,7 +4,7 @@ A model module registers a *builder*: a function ``(window_steps, channels, num_
 hparam=default, ...) -> nn.Module`` whose keyword-only parameters are the model's
 hyper-parameters and whose docstring's first line describes it. The registry derives the
 defaults (:func:`model_config`) from that signature, rejects unknown names and hyper-parameters
-with a :class:`~har.errors.HarError`, and stamps ``model.config`` (plain values) on every model,
+with a :class:`~harkit.errors.HarError`, and stamps ``model.config`` (plain values) on every model,
 so ``create_model(**model.config)`` rebuilds it -- that is how a checkpoint stores a model.
 
 Every model maps a window ``[B, 1, T, C]`` (T = ``window_steps``, C = ``channels``) to logits
@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Sequence
 
 from torch import nn
 
-from har.errors import HarError
+from harkit.errors import HarError
 
 Builder = Callable[..., nn.Module]
 

@@ -1,4 +1,4 @@
-"""Atomic file writes: a temp file beside the target, then one rename.
+"""Atomic files and folders: a temp file (or folder) beside the target, then one rename.
 
 A reader never sees a half-written file, and an error or Ctrl-C mid-write leaves the previous
 file (or none) in place. ``tempfile.mkstemp``/``mkdtemp`` create private (0o600/0o700) entries;
@@ -8,14 +8,16 @@ have had under the process umask. Every atomic write in harkit goes through it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Union
+from typing import Any, Callable, Iterator, Union
 
-from har.errors import HarError
+from harkit.errors import HarError
 
 _UMASK_LOCK = threading.Lock()
 
@@ -79,3 +81,38 @@ def write_with(path, write: Callable) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+@contextmanager
+def atomic_dir(out: Path, force: bool, option: str = "--force") -> Iterator[Path]:
+    """Yield a temp folder beside ``out``; on success it replaces ``out`` in one rename.
+
+    Refuses an existing ``out`` unless ``force``. On any error (or Ctrl-C) the temp folder is
+    removed and ``out`` is left as it was.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise HarError(f"{out} already exists; pass {option} to replace it or choose another "
+                       "--out")
+    if out.exists() and not out.is_dir():
+        raise HarError(f"{out} exists and is not a folder; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        default_permissions(tmp)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path, data: Any) -> Path:
+    """Write ``data`` as indented JSON (a trailing newline), atomically."""
+    return write_atomic(path, json.dumps(data, indent=2) + "\n")
