@@ -18,8 +18,8 @@ from harkit.errors import HarError
 
 DATASETS = click.Choice(["pamap2"])
 #: The commands in the order of the main flow (``har --help`` lists them so).
-FLOW = ("synth", "download", "prepare", "train", "evaluate", "predict", "plot", "bench", "export",
-        "models")
+FLOW = ("synth", "download", "datasets", "prepare", "train", "evaluate", "predict", "plot",
+        "bench", "export", "models")
 
 
 class _FlowGroup(click.Group):
@@ -36,6 +36,7 @@ def cli():
     \b
     The main flow:
       har synth pamap2 raw/            # or: har download pamap2 raw/
+      har datasets                     # the dataset adapters (PAMAP2, your CSV/Parquet, UEA .ts)
       har prepare raw/                 # raw recordings -> prepared/pamap2
       har train --model resnet         # -> runs/resnet-<time>/best.pt, metrics.csv, curves.png
       har evaluate runs/<run>/best.pt  # per class, per subject, confusion matrix (+ PNG)
@@ -143,62 +144,133 @@ def download(dataset, dest, url, force):
 
 
 # --------------------------------------------------------------------------- prepare
+def _subject(text: str):
+    """A subject as the data writes it: a whole number (105) or a name (P01)."""
+    return int(text) if text.lstrip("+-").isdigit() else text
+
+
+SUBJECT_NAMES = CommaList(_subject, allow_none=True)
+
+
+class _Fraction(click.ParamType):
+    """A number, or ``none`` for 0 (an option that can be switched off)."""
+
+    name = "fraction"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        if str(value).strip().lower() == "none":
+            return 0.0
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"expected a number or 'none', got {value!r}", param, ctx)
+
+
+FRACTION = _Fraction()
+
+
+def prepare_options(command):
+    """Every adapter's prepare options (the union; docs say which dataset each is for), each
+    from its dataclass field: type, help, and ``--x/--no-x`` for flags."""
+    import typing
+    from dataclasses import fields
+
+    from data_prep.datasets import list_datasets
+
+    specs = {}
+    for adapter in list_datasets():
+        hints = typing.get_type_hints(adapter.options)
+        for f in fields(adapter.options):
+            if f.name in ("dataset", "out"):
+                continue
+            spec = specs.setdefault(f.name, {"field": f, "kind": hints[f.name], "for": []})
+            spec["for"].append(adapter.name)
+    every = len(list_datasets())
+    for name, spec in reversed(list(specs.items())):
+        f, kind = spec["field"], spec["kind"]
+        flag = f"--{name.replace('_', '-')}"
+        scope = "" if len(spec["for"]) == every else f" ({', '.join(spec['for'])})"
+        help_text = f.metadata["help"] + scope
+        if kind is bool:
+            off = f"--{f.metadata.get('off', 'no-' + name.replace('_', '-'))}"
+            decorator = click.option(f"{flag}/{off}", name, default=None, help=help_text)
+        else:
+            if "choices" in f.metadata:
+                ptype = click.Choice(f.metadata["choices"])
+            elif typing.get_origin(kind) in (list, typing.List):
+                ptype = SUBJECT_NAMES if name.endswith("subjects") else NAMES
+            elif f.metadata.get("allow_none"):
+                ptype = FRACTION
+            else:
+                ptype = {int: click.INT, float: click.FLOAT}.get(kind, click.STRING)
+            decorator = click.option(flag, name, type=ptype, default=None, help=help_text)
+        command = decorator(command)
+    return command
+
+
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--dataset", default=None, metavar="NAME",
+              help="Which adapter reads PATH (see 'har datasets') [default: detected].")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Prepared folder to write [config: prepared/pamap2].")
+              help="Prepared folder to write [default: prepared/<dataset>].")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="TOML file with defaults (default: configs/pamap2.toml).")
-@click.option("--sensors", type=NAMES, default=None,
-              help="Comma-separated subset of hand,chest,ankle.")
-@click.option("--modalities", type=NAMES, default=None,
-              help="Comma-separated subset of acc16,acc6,gyro,mag.")
-@click.option("--heart-rate/--no-heart-rate", default=None, help="Add the heart-rate channel.")
-@click.option("--temperature/--no-temperature", default=None,
-              help="Add one temperature channel per sensor.")
-@click.option("--include-optional/--protocol-only", default=None,
-              help="Also read Optional/ and add its 6 activities (18 classes).")
-@click.option("--downsample", type=int, default=None,
-              help="Keep every Nth row (3: 100 Hz -> 33.3 Hz) [config: 3].")
-@click.option("--antialias/--no-antialias", default=None,
-              help="Low-pass before downsampling (scipy.signal.decimate).")
-@click.option("--window", type=int, default=None, help="Window length in steps [config: 171].")
-@click.option("--overlap", type=float, default=None,
-              help="Window overlap in [0, 1); stride = int(window * (1 - overlap)) [config: 0.5].")
-@click.option("--val-subjects", type=SUBJECTS, default=None,
-              help="Comma-separated IDs or 'none' [config: 105].")
-@click.option("--test-subjects", type=SUBJECTS, default=None,
-              help="Comma-separated IDs or 'none' [config: 106].")
-@click.option("--normalize/--no-normalize", default=None,
-              help="z-score each channel with train-split statistics [config: on].")
+              help="TOML file whose [prepare] table overrides configs/<dataset>.toml (and may "
+                   "name the dataset).")
+@prepare_options
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Parse cache (default: $HARKIT_CACHE or ~/.cache/harkit).")
 @click.option("--no-cache", is_flag=True, help="Parse again and do not write the cache.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-def prepare(path, out, config_file, force, cache_dir, no_cache, **options):
-    """Turn raw PAMAP2 recordings at PATH into a prepared folder of windows.
+def prepare(path, dataset, out, config_file, force, cache_dir, no_cache, **options):
+    """Turn the raw data at PATH into a prepared folder of windows.
 
-    PATH may be the Protocol folder, the PAMAP2_Dataset folder, any folder above it, or the
-    downloaded .zip. Options override the config file; every choice lands in meta.json.
+    The dataset is detected from what PATH holds (PAMAP2 folder or .zip, UEA .ts files, CSV/TSV/
+    Parquet recordings), or named with --dataset. Defaults come from configs/<dataset>.toml;
+    --config FILE overrides them, options override both; every choice lands in meta.json.
 
     \b
     Example:
       har synth pamap2 demo/raw
       har prepare demo/raw --out demo/prepared --window 171 --overlap 0.5
       har prepare demo/raw --out demo/p2 --sensors hand,ankle --modalities acc16,gyro --force
+      har prepare study/ --dataset csv --label-col activity --subject-col participant \\
+          --time-col t --window 100 --val-subjects P02 --test-subjects P03
+      har prepare BasicMotions/ --length pad --val-fraction 0.2
     """
     from data_prep import prepare as prepare_fn
-    from data_prep.config import load_prepare_config
+    from data_prep.config import config_dataset, load_prepare_config
+    from data_prep.datasets import detect, get_dataset
     from data_prep.report import format_class_table
 
+    name = dataset or config_dataset(config_file)
+    name = get_dataset(name).name if name else detect(path).name
     overrides = {k: v for k, v in options.items() if v is not None}
     if out is not None:
         overrides["out"] = str(out)
-    config = load_prepare_config(config_file, overrides)
+    config = load_prepare_config(config_file, overrides, name)
     meta = prepare_fn(path, config, force=force, cache_dir=cache_dir, use_cache=not no_cache,
                       progress=True)
     click.echo(format_class_table(meta))
-    click.echo(f"wrote {config.out}  ({meta['timing']['total_s']:.2f} s)")
+    click.echo(f"wrote {config.out}  ({meta['dataset']}, {meta['timing']['total_s']:.2f} s)")
+
+
+# --------------------------------------------------------------------------- datasets
+@cli.command()
+def datasets():
+    """List the dataset adapters: rate, channels, classes and the layout each expects.
+
+    \b
+    Example:
+      har datasets
+      har prepare raw/ --dataset pamap2
+    """
+    from data_prep.datasets import list_datasets
+    from data_prep.report import format_datasets
+
+    click.echo(format_datasets(list_datasets()))
 
 
 # --------------------------------------------------------------------------- train
@@ -448,7 +520,7 @@ def predict(checkpoint, recording, hop, out, plot_file, follow, idle_timeout, by
                 for i, prediction in enumerate(stream):
                     if i == 0:
                         click.echo(PREDICTION_HEADER)
-                    click.echo(format_prediction(prediction, predictor))
+                    click.echo(format_prediction(prediction, predictor, stream.label_names))
             except KeyboardInterrupt:
                 click.echo("har: stopped", err=True)
             timelines = [stream.timeline()]

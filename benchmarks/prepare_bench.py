@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from data_prep import pamap2  # noqa: E402
+from data_prep.datasets import pamap2  # noqa: E402
 
 CHILD = """
 import atexit, json, resource, sys, time

@@ -1,121 +1,63 @@
-"""The options of ``har prepare``: defaults from ``configs/pamap2.toml``, validated once here."""
+"""The options of ``har prepare``: a dataset's ``configs/<name>.toml`` defaults, a ``--config``
+file over them, single options over both; validated once here.
+
+Each adapter declares its options as a dataclass (:class:`data_prep.datasets.base.PrepareOptions`
+and subclasses); the packaged TOML's ``[prepare]`` table holds a value for every field. A
+``--config FILE`` may hold any subset of the keys (so a study's layout is written once), and
+``dataset = "NAME"`` to say which adapter reads the data.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-from data_prep import pamap2
-from harkit.config import read_section
+from data_prep.datasets import get_dataset
+from harkit.config import read_section, read_toml
 from harkit.errors import HarError
 
 
-@dataclass(frozen=True)
-class PrepareConfig:
-    """Every choice of a preparation; stored verbatim in ``meta.json["options"]``."""
-
-    out: str
-    sensors: List[str]
-    modalities: List[str]
-    heart_rate: bool
-    temperature: bool
-    include_optional: bool
-    downsample: int
-    antialias: bool
-    window: int
-    overlap: float
-    val_subjects: List[int]
-    test_subjects: List[int]
-    normalize: bool
-
-    @property
-    def stride(self) -> int:
-        """Steps between window starts: ``int(window * (1 - overlap))``."""
-        return int(self.window * (1.0 - self.overlap))
-
-    @property
-    def rate_hz(self) -> float:
-        """Sample rate after downsampling (Hz)."""
-        return pamap2.SAMPLE_RATE_HZ / self.downsample
-
-    @property
-    def activity_ids(self) -> List[int]:
-        """Source activity IDs that become classes, ascending (label = position)."""
-        ids = list(pamap2.PROTOCOL_ACTIVITIES)
-        if self.include_optional:
-            ids += list(pamap2.OPTIONAL_ACTIVITIES)
-        return sorted(ids)
-
-    @property
-    def channels(self) -> List[str]:
-        """Output channel names in order: IMU channels, then heart rate, then temperatures."""
-        names = pamap2.imu_channels(self.sensors, self.modalities)
-        if self.heart_rate:
-            names.append("heart_rate")
-        if self.temperature:
-            names += [f"{s}_temperature" for s in pamap2.SENSORS if s in self.sensors]
-        return names
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+def config_dataset(path: Optional[Path]) -> Optional[str]:
+    """The ``dataset`` key of a ``--config FILE``'s [prepare] table, if it names one."""
+    if path is None:
+        return None
+    table = read_toml(Path(path)).get("prepare")
+    name = table.get("dataset") if isinstance(table, dict) else None
+    if name is not None and not isinstance(name, str):
+        raise HarError(f"--config {path}: dataset must be a name such as \"csv\", got {name!r}")
+    return name
 
 
 def load_prepare_config(path: Optional[Path] = None, overrides: Optional[Dict[str, Any]] = None,
-                        ) -> PrepareConfig:
-    """Read the ``[prepare]`` table (packaged default or ``path``), apply overrides, validate."""
-    values = read_section("pamap2", "prepare", path)
+                        dataset: Optional[str] = None):
+    """The adapter's options: ``configs/<dataset>.toml``'s [prepare] table, then the [prepare]
+    table of ``path`` over it, then ``overrides``; validated. ``dataset`` defaults to the
+    config file's ``dataset`` key, else ``pamap2``."""
+    name = dataset or config_dataset(path) or "pamap2"
+    adapter = get_dataset(name)
+    values = read_section(name, "prepare")
+    if path is not None:
+        user = read_section("", "prepare", Path(path), required=False)
+        if user.get("dataset", name) != name:
+            raise HarError(f"--config {path} is for dataset {user['dataset']!r}, but the data is "
+                           f"read as {name!r}; drop --dataset or use a config for {name}")
+        user.pop("dataset", None)
+        values.update(user)
     values.update(overrides or {})
-    known = {f.name for f in fields(PrepareConfig)}
+    known = {f.name for f in fields(adapter.options)} - {"dataset"}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise HarError(f"--config: unknown key(s) {', '.join(unknown)} in [prepare]; "
-                       f"known keys: {', '.join(sorted(known))}")
+        where = f"--config {path}" if path is not None else f"configs/{name}.toml"
+        raise HarError(f"{_spelled(unknown)} do(es) not apply to {name} data ({where}); its "
+                       f"options are {', '.join(sorted(known))}")
     missing = sorted(known - set(values))
     if missing:
-        raise HarError(f"--config: [prepare] lacks {', '.join(missing)}; add them")
-    return validate(PrepareConfig(**values))
+        raise HarError(f"configs/{name}.toml lacks {', '.join(missing)} in [prepare]; restore it")
+    opts = adapter.options(dataset=name, **values).validate()
+    adapter.validate(opts)
+    return opts
 
 
-def validate(cfg: PrepareConfig) -> PrepareConfig:
-    """Check every value against its accepted range; raise HarError naming the option."""
-    _check_names(cfg.sensors, pamap2.SENSORS, "--sensors")
-    _check_names(cfg.modalities, pamap2.MODALITIES, "--modalities")
-    _check_int(cfg.downsample, "--downsample", 1)
-    _check_int(cfg.window, "--window", 2)
-    if not isinstance(cfg.overlap, (int, float)) or not 0.0 <= cfg.overlap < 1.0:
-        raise HarError(f"--overlap must be in [0, 1), got {cfg.overlap!r}; e.g. --overlap 0.5")
-    if cfg.stride < 1:
-        raise HarError(f"--overlap {cfg.overlap} leaves a stride of 0 steps for --window "
-                       f"{cfg.window}; lower --overlap")
-    for option, subjects in (("--val-subjects", cfg.val_subjects),
-                             ("--test-subjects", cfg.test_subjects)):
-        if not all(isinstance(s, int) for s in subjects):
-            raise HarError(f"{option}: expected subject IDs like 105, got {subjects!r}")
-        if len(set(subjects)) != len(subjects):
-            raise HarError(f"{option} lists a subject twice: {subjects}")
-    both = sorted(set(cfg.val_subjects) & set(cfg.test_subjects))
-    if both:
-        raise HarError(f"subject(s) {', '.join(map(str, both))} in both --val-subjects and "
-                       "--test-subjects; a subject belongs to one split")
-    for name in ("heart_rate", "temperature", "include_optional", "antialias", "normalize"):
-        if not isinstance(getattr(cfg, name), bool):
-            raise HarError(f"--config: {name} must be true or false, got "
-                           f"{getattr(cfg, name)!r}")
-    return cfg
-
-
-def _check_names(values: List[str], allowed, option: str) -> None:
-    if not values:
-        raise HarError(f"{option} is empty; choose from {','.join(allowed)}")
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise HarError(f"{option}: unknown {', '.join(map(repr, bad))}; "
-                       f"choose from {','.join(allowed)}")
-    if len(set(values)) != len(values):
-        raise HarError(f"{option} names a value twice: {','.join(values)}")
-
-
-def _check_int(value, option: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise HarError(f"{option} must be an integer >= {minimum}, got {value!r}")
+def _spelled(keys) -> str:
+    return ", ".join(f"--{k.replace('_', '-')}" for k in keys)

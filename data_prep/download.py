@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from data_prep import pamap2
 from data_prep.archive import ArchiveError, safe_extract
+from data_prep.datasets import pamap2
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import write_json

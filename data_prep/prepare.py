@@ -1,42 +1,47 @@
-"""``prepare``: raw PAMAP2 recordings → a prepared folder of windows (see docs/FORMAT.md)."""
+"""``prepare``: raw recordings of any dataset → a prepared folder of windows (docs/FORMAT.md).
+
+The shared pipeline after an adapter's parse, for every recordings dataset: read each file
+(:func:`data_prep.read.read_source`: parse cache, ``--rate`` resampling, gap filling), cut runs
+of one label inside gap-free segments, window them (:func:`data_prep.transform.cut`), group the
+windows by subject, assign subjects to splits, fit normalization on the train subjects only, and
+write the folder atomically. Pre-cut archives (``kind = "windows"``) hand over their splits
+directly and share the normalization and the writing.
+"""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from data_prep import pamap2, store, transform, windows
-from data_prep.config import PrepareConfig
-from data_prep.read import (
-    ParseCache,
-    Recording,
-    SignalBuffers,
-    default_cache_dir,
-    discover,
-    read_recording,
-)
+from data_prep import resample, store, windows
+from data_prep.cache import ParseCache, default_cache_dir
+from data_prep.datasets import get_dataset
+from data_prep.datasets.base import ClassSpec, Dataset, Recording
+from data_prep.read import SignalBuffers, read_source
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
-from data_prep.transform import Preprocessing
+from data_prep.transform import Preprocessing, cut
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import atomic_dir, write_json
 from harkit.progress import progress_bar
 
+#: Recordings whose nominal rates differ by more than this share need ``--rate``.
+RATE_TOLERANCE = 0.01
+
 
 @dataclass
-class _Collected:
-    """Windows gathered for one split, plus drop counters."""
+class _Pieces:
+    """Windows of one subject: per-run arrays and their labels (class names)."""
 
     x: List[np.ndarray] = field(default_factory=list)
-    y: List[np.ndarray] = field(default_factory=list)
-    subject: List[np.ndarray] = field(default_factory=list)
+    label: List[str] = field(default_factory=list)
     dropped_nan: int = 0
 
 
@@ -45,14 +50,17 @@ class _Stats:
     short_runs: int = 0
     short_run_rows: int = 0
     longest_run_steps: int = 0
-    rows_transient: int = 0
-    rows_unused_activity: int = 0
+    rows_excluded: int = 0
+    rows_other_labels: int = 0
+    rows_without_label: int = 0
+    windows_at_run_edges: int = 0
+    other_labels: Counter = field(default_factory=Counter)
 
 
-def prepare(path, config: PrepareConfig, *, force: bool = False, cache_dir: Optional[Path] = None,
+def prepare(path, config, *, force: bool = False, cache_dir: Optional[Path] = None,
             use_cache: bool = True, progress: bool = False) -> dict:
-    """Prepare the recordings at ``path`` with ``config``; return the written meta.json
-    (plus a ``timing`` entry in seconds, which is not written).
+    """Prepare the data at ``path`` with ``config`` (the adapter's options); return the written
+    meta.json (plus a ``timing`` entry in seconds, which is not written).
 
     Built in a temp folder beside ``config.out`` and renamed at the end; an existing folder is
     refused unless ``force``.
@@ -61,33 +69,49 @@ def prepare(path, config: PrepareConfig, *, force: bool = False, cache_dir: Opti
     out = Path(config.out)
     if out.exists() and not force:
         raise HarError(f"{out} already exists; pass --force to replace it or choose another --out")
-    sources = discover(Path(path), config.include_optional)
-    subjects = assign_subjects({s.subject for s in sources}, config.val_subjects,
-                               config.test_subjects)
-    split_of = {s: name for name, members in subjects.items() for s in members}
-    cache = ParseCache((cache_dir or default_cache_dir()) if use_cache else None)
-
-    collected = {name: _Collected() for name in SPLITS}
-    stats = _Stats()
-    source_info = []
+    adapter = get_dataset(config.dataset)
+    if adapter.kind == "windows":
+        return _prepare_windows(adapter, Path(path), config, force, progress, t0)
+    sources = adapter.sources(Path(path), config)
+    key = adapter.cache_key(config) + (f"rate{config.rate:g}" if config.rate else "")
+    cache = ParseCache((cache_dir or default_cache_dir()) if use_cache else None, adapter.name,
+                       key)
+    classes = adapter.classes(config)
+    wanted = None if classes is None else {c.name for c in classes}
+    channels = adapter.channels(config)
+    per_subject: Dict[Any, _Pieces] = defaultdict(_Pieces)
+    stats, source_info, rates = _Stats(), [], {}
+    prep = columns = None
     t_parse = 0.0
-    for rec, seconds in _read_all(sources, cache, progress):
+    for rec, seconds in _read_all(adapter, sources, config, cache, progress):
         t_parse += seconds
-        source_info.append({"file": rec.source.name, "folder": rec.source.folder,
-                            "subject": rec.source.subject, "size": rec.source.size,
-                            "sha256": rec.sha256, "rows": rec.rows})
-        _windows_of(rec, config, collected[split_of[rec.source.subject]], stats)
+        source_info.append(_source_entry(rec))
+        rates[rec.name] = rec.rate_hz
+        if prep is None:
+            names = [c.name for c in channels] if channels else list(rec.channels)
+            prep = Preprocessing(tuple(names), rec.rate_hz, config.downsample, config.antialias,
+                                 config.window, config.stride)
+        _check_rate(rates, rec, prep)
+        columns = prep.columns(rec.channels, rec.name)
+        _windows_of(rec, prep, columns, adapter, wanted, per_subject[rec.subject], stats)
         rec.release()
     cache.flush()
+    if prep is None:
+        raise HarError(f"{path}: no recording to prepare; check the path and the options")
+    if classes is None:
+        classes = _classes_from_data(per_subject)
     t_windows = time.perf_counter() - t0
 
-    arrays = _stack(collected, config, stats)
+    subjects = assign_subjects(per_subject, config.val_subjects, config.test_subjects)
+    arrays = _split_arrays(per_subject, subjects, classes, config, prep, stats)
     mean = std = None
     normalize = None
     if config.normalize:
         mean, std = fit_normalization(arrays["train"][0])
         normalize = lambda x: apply_normalization(x, mean, std)  # noqa: E731
-    meta = _meta(config, subjects, arrays, collected, stats, source_info, mean, std)
+    channel_specs = channels or [c for c in adapter.all_channels() if c.name in prep.channels]
+    meta = _meta(adapter, config, subjects, arrays, per_subject, stats, source_info, mean, std,
+                 classes, channel_specs or [], prep)
     with atomic_dir(out, force) as tmp:
         for split, (x, y, subj) in arrays.items():
             store.write_split(tmp, split, x, y, subj, before_write=normalize)
@@ -97,112 +121,196 @@ def prepare(path, config: PrepareConfig, *, force: bool = False, cache_dir: Opti
                                "total_s": round(total, 3)}}
 
 
-def _read_all(sources, cache: ParseCache, progress: bool):
+def _read_all(adapter: Dataset, sources, config, cache: ParseCache, progress: bool):
     """Yield ``(recording, seconds)`` in source order; the next file is read while the
     caller windows the current one (pyarrow and hashing release the GIL)."""
     buffers = SignalBuffers()
 
     def timed(source):
         t = time.perf_counter()
-        return read_recording(source, cache, buffers), time.perf_counter() - t
+        recs = read_source(adapter, source, config, cache, buffers, config.rate)
+        return recs, time.perf_counter() - t
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(timed, s) for s in sources]
         try:
             with progress_bar(futures, label="reading", enabled=progress) as bar:
                 for fut in bar:
-                    yield fut.result()
+                    recs, seconds = fut.result()
+                    for i, rec in enumerate(recs):
+                        yield rec, seconds if i == 0 else 0.0
         finally:
             for fut in futures:
                 fut.cancel()
 
 
-def _windows_of(rec: Recording, cfg: PrepareConfig, out: _Collected, stats: _Stats) -> None:
-    """Cut the windows of one recording into ``out``. Windows come from runs (one activity, no
+def _check_rate(rates: Dict[str, float], rec: Recording, prep: Preprocessing) -> None:
+    if abs(rec.rate_hz - prep.rate_hz) > RATE_TOLERANCE * prep.rate_hz:
+        first = next(iter(rates))
+        raise HarError(f"{rec.name} is sampled at {rec.rate_hz:.4g} Hz but {first} at "
+                       f"{prep.rate_hz:.4g} Hz; pass --rate HZ to resample every recording to "
+                       "one rate")
+
+
+def _windows_of(rec: Recording, prep: Preprocessing, columns, adapter: Dataset, wanted,
+                out: _Pieces, stats: _Stats) -> None:
+    """Cut the windows of one recording into ``out``. Windows come from runs (one label, no
     timestamp gap), so they never cross either; windows still holding NaN (dropouts at a
     segment's edge, which gap filling does not extrapolate) are dropped and counted."""
-    prep = Preprocessing.of(cfg)
-    labels = {aid: label for label, aid in enumerate(cfg.activity_ids)}
-    act = rec.activity
-    stats.rows_transient += int(np.count_nonzero(act == pamap2.TRANSIENT_ID))
-    stats.rows_unused_activity += int(np.count_nonzero(~np.isin(act, cfg.activity_ids + [0])))
-    for seg in windows.segments(rec.timestamp_s, pamap2.SAMPLE_RATE_HZ):
-        for run in windows.runs(act, seg, cfg.activity_ids):
-            cut = transform.cut(rec.signals, run.start, run.stop, prep)
-            stats.longest_run_steps = max(stats.longest_run_steps, cut.steps)
-            if cut.steps < cfg.window:
+    names = rec.label_names
+    counts = np.bincount(rec.labels + 1, minlength=len(names) + 1)   # [no label, code 0, ...]
+    stats.rows_without_label += int(counts[0])
+    keep = []
+    for code, name in enumerate(names):
+        n = int(counts[code + 1])
+        if not n:
+            continue
+        if name in adapter.excluded:
+            stats.rows_excluded += n
+        elif wanted is not None and name not in wanted:
+            stats.rows_other_labels += n
+            stats.other_labels[name] += n
+        else:
+            keep.append(code)
+    reach = resample.REACH_STEPS if prep.reach_rows else 0
+    for seg in windows.segments(rec.timestamp_s, rec.rate_hz):
+        for run in windows.runs(rec.labels, seg, keep):
+            w = cut(rec.signals, run.start, run.stop, prep, columns)
+            stats.longest_run_steps = max(stats.longest_run_steps, w.steps)
+            if w.steps < prep.window:
                 stats.short_runs += 1
                 stats.short_run_rows += run.rows
                 continue
-            out.dropped_nan += cut.dropped_nan
-            n = len(cut)
-            if n:
-                out.x.append(cut.x)
-                out.y.append(np.full(n, labels[run.activity], dtype=np.int64))
-                out.subject.append(np.full(n, rec.source.subject, dtype=np.int64))
+            out.dropped_nan += w.dropped_nan
+            if len(w):
+                out.x.append(w.x)
+                out.label.append(names[run.label])
+                if reach:
+                    first = (w.first_row - run.start) // prep.downsample
+                    stats.windows_at_run_edges += int(np.count_nonzero(
+                        (first < reach) | (first + prep.window + reach > w.steps)))
 
 
-def _stack(collected: Dict[str, _Collected], cfg: PrepareConfig, stats: _Stats) -> dict:
+def _classes_from_data(per_subject: Dict[Any, _Pieces]) -> List[ClassSpec]:
+    """The distinct labels with windows, sorted (numerically when every label is a number)."""
+    names = {name for pieces in per_subject.values() for name in pieces.label}
+    if not names:
+        return []
+    numeric = all(_is_number(n) for n in names)
+    ordered = sorted(names, key=(lambda n: float(n)) if numeric else None)
+    return [ClassSpec(n, n) for n in ordered]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _split_arrays(per_subject: Dict[Any, _Pieces], subjects: Dict[str, list], classes,
+                  config, prep: Preprocessing, stats: _Stats) -> dict:
     """``{split: (x_parts, y, subject)}``: each split's windows as the list of per-run arrays
     ``[n_i, T, C]`` (normalized and written piece by piece: no copy of the whole split) and its
-    labels and subjects concatenated; fail with advice when nothing fits a window."""
-    total = sum(len(c.y) for c in collected.values())
-    if total == 0 or not collected["train"].x:
-        rate = cfg.rate_hz
-        if stats.longest_run_steps < cfg.window:
+    labels and subjects; HarError with advice when the train split has no window."""
+    label_of = {c.name: i for i, c in enumerate(classes)}
+    arrays = {}
+    channels = len(prep.channels)
+    for split in SPLITS:
+        if split != "train" and not getattr(config, f"{split}_subjects"):
+            continue
+        xs, ys, ss = [], [], []
+        for subject in subjects[split]:
+            pieces = per_subject[subject]
+            for x, name in zip(pieces.x, pieces.label):
+                if name not in label_of:
+                    continue
+                xs.append(x)
+                ys.append(np.full(len(x), label_of[name], np.int64))
+                ss.append(np.full(len(x), subject, dtype=object))
+        if not xs:
+            xs = [np.empty((0, prep.window, channels), np.float32)]
+            ys, ss = [np.empty(0, np.int64)], [np.empty(0, object)]
+        arrays[split] = (xs, np.concatenate(ys),
+                         np.concatenate(ss).astype(_subject_dtype(subjects)))
+    if not len(arrays["train"][1]):
+        rate = prep.step_rate_hz
+        if stats.longest_run_steps < prep.window:
             raise HarError(
-                f"--window {cfg.window} is longer than every activity run (longest: "
+                f"--window {prep.window} is longer than every activity run (longest: "
                 f"{stats.longest_run_steps} steps = {stats.longest_run_steps / rate:.1f} s at "
                 f"{rate:.1f} Hz); lower --window or --downsample")
         raise HarError("the train split has no complete window (all hold missing values or "
                        "the train subjects lack the chosen activities); choose other "
                        "--val-subjects/--test-subjects or a shorter --window")
-    arrays = {}
-    channels = len(cfg.channels)
-    for split, c in collected.items():
-        if split != "train" and not getattr(cfg, f"{split}_subjects"):
-            continue
-        if c.x:
-            arrays[split] = (c.x, np.concatenate(c.y), np.concatenate(c.subject))
-        else:
-            arrays[split] = ([np.empty((0, cfg.window, channels), np.float32)],
-                             np.empty(0, np.int64), np.empty(0, np.int64))
     return arrays
 
 
-def _meta(cfg: PrepareConfig, subjects, arrays, collected, stats: _Stats, sources, mean, std
-          ) -> dict:
-    names = [pamap2.ACTIVITIES[a] for a in cfg.activity_ids]
+def _subject_dtype(subjects: Dict[str, list]):
+    every = [s for members in subjects.values() for s in members]
+    if all(isinstance(s, (int, np.integer)) for s in every):
+        return np.int64
+    return f"<U{max(len(str(s)) for s in every)}"
+
+
+def _source_entry(rec: Recording) -> Dict[str, Any]:
+    return {"file": rec.name, **rec.extra, "subject": _plain(rec.subject), "size": rec.size,
+            "sha256": rec.sha256, "rows": rec.rows}
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _meta(adapter: Dataset, cfg, subjects, arrays, per_subject, stats: _Stats, sources,
+          mean, std, classes: List[ClassSpec], channels, prep: Preprocessing) -> dict:
+    names = [c.name for c in classes]
     splits = {}
-    for split, (x, y, _) in arrays.items():
+    for split, (_, y, _) in arrays.items():
         counts = Counter(y.tolist())
         splits[split] = {
-            "subjects": subjects[split],
+            "subjects": [_plain(s) for s in subjects[split]],
             "windows": int(y.shape[0]),
             "per_class": {names[k]: int(counts.get(k, 0)) for k in range(len(names))},
         }
+    filtered = prep.reach_rows > 0
     return {
         "format": store.FORMAT_NAME,
         "format_version": store.FORMAT_VERSION,
-        "dataset": "pamap2",
+        "dataset": adapter.name,
         "harkit_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "options": {**cfg.to_dict(), "stride": cfg.stride},
-        "classes": [{"label": i, "activity_id": a, "name": n}
-                    for i, (a, n) in enumerate(zip(cfg.activity_ids, names))],
-        "channels": cfg.channels,
-        "source_rate_hz": pamap2.SAMPLE_RATE_HZ,
-        "sample_rate_hz": cfg.rate_hz,
-        "window": cfg.window,
-        "stride": cfg.stride,
-        "window_s": cfg.window / cfg.rate_hz,
+        "options": {**{k: v for k, v in cfg.to_dict().items() if k != "dataset"},
+                    "stride": cfg.stride},
+        "classes": [{"label": i, "id": c.id, "name": c.name} for i, c in enumerate(classes)],
+        "channels": list(prep.channels),
+        "channel_info": [{"name": c.name, "sensor": c.sensor, "modality": c.modality,
+                          "unit": c.unit} for c in channels],
+        "subjects_are": "subjects",
+        "source_rate_hz": prep.rate_hz,
+        "sample_rate_hz": prep.step_rate_hz,
+        "window": prep.window,
+        "stride": prep.stride,
+        "window_s": prep.window / prep.step_rate_hz,
         "splits": splits,
         "dropped": {
-            "windows_with_missing_values": {s: collected[s].dropped_nan for s in arrays},
+            "windows_with_missing_values": {
+                s: sum(per_subject[x].dropped_nan for x in subjects[s]) for s in arrays},
             "runs_shorter_than_window": stats.short_runs,
             "rows_in_short_runs": stats.short_run_rows,
-            "rows_transient": stats.rows_transient,
-            "rows_unused_activities": stats.rows_unused_activity,
+            "rows_excluded": stats.rows_excluded,
+            "rows_other_labels": stats.rows_other_labels,
+            "rows_without_label": stats.rows_without_label,
+            "other_labels": dict(stats.other_labels.most_common(20)),
+        },
+        "antialias": {
+            "applied": filtered,
+            "filter": (f"FIR low-pass, Hamming window, {2 * resample.REACH_STEPS * cfg.downsample + 1}"
+                       f" taps, cutoff {prep.step_rate_hz / 2:g} Hz, zero phase")
+            if filtered else None,
+            "reach_steps": resample.REACH_STEPS if filtered else 0,
+            "windows_at_run_edges": stats.windows_at_run_edges,
         },
         "normalization": {
             "applied": bool(cfg.normalize),
@@ -212,3 +320,57 @@ def _meta(cfg: PrepareConfig, subjects, arrays, collected, stats: _Stats, source
         },
         "sources": sources,
     }
+
+
+# --------------------------------------------------------------------------- pre-cut windows
+def _prepare_windows(adapter: Dataset, path: Path, config, force: bool, progress: bool,
+                     t0: float) -> dict:
+    """An archive of pre-cut windows: the adapter's splits, normalized on train, written."""
+    result = adapter.windows(path, config, progress)
+    t_read = time.perf_counter() - t0
+    if not len(result.splits["train"].y):
+        raise HarError(f"{path}: the train split holds no window; check the data")
+    mean = std = None
+    normalize = None
+    if config.normalize:
+        mean, std = fit_normalization(result.splits["train"].x)
+        normalize = lambda x: apply_normalization(x, mean, std)  # noqa: E731
+    names = [c.name for c in result.classes]
+    first = result.splits["train"].x
+    window, channels = int(first.shape[1]), [c.name for c in result.channels]
+    rate = result.rate_hz
+    splits = {}
+    for split, ws in result.splits.items():
+        counts = Counter(ws.y.tolist())
+        splits[split] = {"subjects": sorted({_plain(s) for s in ws.subject.tolist()}),
+                         "windows": int(len(ws.y)),
+                         "per_class": {n: int(counts.get(k, 0)) for k, n in enumerate(names)}}
+    meta = {
+        "format": store.FORMAT_NAME, "format_version": store.FORMAT_VERSION,
+        "dataset": adapter.name, "harkit_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "options": {k: v for k, v in config.to_dict().items() if k != "dataset"},
+        "classes": [{"label": i, "id": c.id, "name": c.name}
+                    for i, c in enumerate(result.classes)],
+        "channels": channels,
+        "channel_info": [{"name": c.name, "sensor": c.sensor, "modality": c.modality,
+                          "unit": c.unit} for c in result.channels],
+        "subjects_are": result.subjects_are,
+        "source_rate_hz": rate, "sample_rate_hz": rate, "window": window, "stride": None,
+        "window_s": window / rate if rate else None,
+        "splits": splits, "dropped": result.dropped, **result.extra_meta,
+        "normalization": {
+            "applied": bool(config.normalize),
+            "fitted_on": "train" if config.normalize else None,
+            "mean": None if mean is None else [float(v) for v in mean],
+            "std": None if std is None else [float(v) for v in std],
+        },
+        "sources": result.sources,
+    }
+    with atomic_dir(Path(config.out), force) as tmp:
+        for split, ws in result.splits.items():
+            store.write_split(tmp, split, ws.x, ws.y, ws.subject, before_write=normalize)
+        write_json(tmp / "meta.json", meta)
+    total = time.perf_counter() - t0
+    return {**meta, "timing": {"read_s": round(t_read, 3), "windows_s": round(t_read, 3),
+                               "total_s": round(total, 3)}}

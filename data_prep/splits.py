@@ -12,25 +12,34 @@ from harkit.errors import HarError
 SPLITS: Tuple[str, ...] = ("train", "val", "test")
 
 
-def assign_subjects(available: Iterable[int], val: List[int], test: List[int]
-                    ) -> Dict[str, List[int]]:
-    """``{"train": [...], "val": [...], "test": [...]}``: val/test as given, train the rest.
+def assign_subjects(available: Iterable, val: List, test: List) -> Dict[str, List]:
+    """``{"train": [...], "val": [...], "test": [...]}``: val/test as given, train the rest, each
+    sorted. Subjects are matched by their text, so ``--val-subjects 105`` finds subject 105 and
+    ``P01`` finds ``"P01"``; the result holds the data's own values.
 
     Raises HarError for a subject not present in the data, or an empty train split.
     """
-    available = sorted(set(available))
-    for option, chosen in (("--val-subjects", val), ("--test-subjects", test)):
-        unknown = sorted(set(chosen) - set(available))
+    available = sorted(set(available), key=_order)
+    by_text = {str(s): s for s in available}
+    chosen = {}
+    for option, wanted in (("--val-subjects", val), ("--test-subjects", test)):
+        unknown = [str(s) for s in wanted if str(s) not in by_text]
         if unknown:
-            raise HarError(f"{option}: subject(s) {', '.join(map(str, unknown))} not in the data "
+            raise HarError(f"{option}: subject(s) {', '.join(unknown)} not in the data "
                            f"(found {', '.join(map(str, available))}); choose among those "
                            "or 'none'")
-    held_out = set(val) | set(test)
-    train = [s for s in available if s not in held_out]
+        chosen[option] = sorted((by_text[str(s)] for s in wanted), key=_order)
+    held_out = {str(s) for s in list(val) + list(test)}
+    train = [s for s in available if str(s) not in held_out]
     if not train:
         raise HarError("the train split is empty: --val-subjects and --test-subjects take every "
                        f"subject ({', '.join(map(str, available))}); leave some for training")
-    return {"train": train, "val": sorted(val), "test": sorted(test)}
+    return {"train": train, "val": chosen["--val-subjects"], "test": chosen["--test-subjects"]}
+
+
+def _order(subject):
+    """Numbers before text, numbers by value."""
+    return (0, subject, "") if isinstance(subject, (int, np.integer)) else (1, 0, str(subject))
 
 
 def fit_normalization(x_train, chunk_rows: int = 1 << 16) -> Tuple[np.ndarray, np.ndarray]:

@@ -14,13 +14,15 @@ from data_prep.splits import SPLITS
 from harkit.errors import HarError
 
 FORMAT_NAME = "harkit.prepared"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions the loader reads: 1 (harkit 0.1, PAMAP2 only) is upgraded in memory.
+READABLE_VERSIONS = (1, 2)
 
 
 def write_split(folder: Path, split: str, x, y: np.ndarray, subject: np.ndarray,
                 before_write: Optional[Callable[[np.ndarray], None]] = None) -> None:
     """``x_{split}.npy`` float32 [N, T, C], ``y_{split}.npy`` int64 [N],
-    ``subject_{split}.npy`` int64 [N].
+    ``subject_{split}.npy`` [N] (int64, or unicode text when the subjects are names).
 
     ``x`` may be a list of ``[n_i, T, C]`` pieces, written one after the other as if
     concatenated (no copy of the whole split); ``before_write(piece)`` (e.g. normalization in
@@ -42,7 +44,9 @@ def write_split(folder: Path, split: str, x, y: np.ndarray, subject: np.ndarray,
                 before_write(part)
             fh.write(part.data)
     np.save(folder / f"y_{split}.npy", y.astype(np.int64))
-    np.save(folder / f"subject_{split}.npy", subject.astype(np.int64))
+    subject = np.asarray(subject)
+    np.save(folder / f"subject_{split}.npy",
+            subject if subject.dtype.kind == "U" else subject.astype(np.int64))
 
 
 @dataclass
@@ -51,7 +55,7 @@ class Split:
 
     x: np.ndarray        # float32 [N, T, C]
     y: np.ndarray        # int64 [N], labels 0..classes-1
-    subject: np.ndarray  # int64 [N]
+    subject: np.ndarray  # int64 [N], or unicode [N] when subjects are names
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -100,9 +104,11 @@ def load_prepared(path, mmap: bool = False) -> PreparedData:
         raise HarError(f"{meta_file} is not valid JSON ({exc}); prepare the folder again") from None
     if meta.get("format") != FORMAT_NAME:
         raise HarError(f"{meta_file} is not a harkit prepared-folder description; {hint}")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise HarError(f"{meta_file} has format_version {meta.get('format_version')!r}, this "
-                       f"harkit reads {FORMAT_VERSION}; prepare the folder again")
+                       f"harkit reads {', '.join(map(str, READABLE_VERSIONS))}; prepare the "
+                       "folder again")
+    meta = _upgrade(meta)
     channels, window = len(meta["channels"]), int(meta["window"])
     classes = len(meta["classes"])
     splits = {}
@@ -126,6 +132,17 @@ def load_prepared(path, mmap: bool = False) -> PreparedData:
     return PreparedData(path, meta, splits)
 
 
+def _upgrade(meta: dict) -> dict:
+    """A version-1 meta.json (harkit 0.1: PAMAP2 only) in version 2's terms."""
+    if meta.get("format_version") != 1:
+        return meta
+    meta = dict(meta)
+    meta["classes"] = [{"label": c["label"], "id": c.get("activity_id"), "name": c["name"]}
+                       for c in meta["classes"]]
+    meta.setdefault("subjects_are", "subjects")
+    return meta
+
+
 def _check_split(path: Path, split: str, arrays: dict, window: int, channels: int,
                  classes: int) -> None:
     x, y, subject = arrays["x"], arrays["y"], arrays["subject"]
@@ -137,6 +154,8 @@ def _check_split(path: Path, split: str, arrays: dict, window: int, channels: in
                    f"({window}, {channels})")
     elif y.shape != (x.shape[0],) or subject.shape != (x.shape[0],):
         problem = f"y/subject_{split}.npy do not have one entry per window ({x.shape[0]})"
+    elif subject.dtype.kind not in "iuU":
+        problem = f"subject_{split}.npy is {subject.dtype}, expected int64 or text"
     elif y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= classes)):
         problem = f"y_{split}.npy holds labels outside 0..{classes - 1}"
     if problem:

@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from data_prep import pamap2
+from data_prep.datasets import pamap2
 from harkit.errors import HarError
 from harkit.files import atomic_dir
 from harkit.progress import progress_bar

@@ -1,20 +1,21 @@
 """Gap-filled rows → model-input windows: the one definition, whole or row by row.
 
 ``prepare`` (training data) and ``har predict`` (raw recordings) cut windows with :func:`cut`,
-one *stretch* of rows at a time: a run of one activity for ``prepare``; a gap-free segment (or,
+one *stretch* of rows at a time: a run of one label for ``prepare``; a gap-free segment (or,
 with ``by_label``, a run of one label) for ``predict`` (:func:`stretches`). Per stretch: select
-the channels, downsample (every Nth row from the stretch's first, or ``scipy.signal.decimate``),
-slide windows of ``window`` steps every ``stride`` steps, drop windows holding NaN.
+the channels, downsample (every Nth row from the stretch's first, or with ``antialias``
+:func:`data_prep.resample.fir_decimate`), slide windows of ``window`` steps every ``stride``
+steps, drop windows holding NaN.
 
 ``har predict --follow`` gets rows as they arrive. :class:`GapFiller` (``windows.fill_gaps`` row
 by row) and :class:`Windower` (:func:`cut` row by row) release exactly the values and windows
 that the whole-recording path gives, each as soon as it is final:
 
 * a missing value can be filled once the next valid sample of its channel arrives (linear
-  interpolation), or a gap or the end of the stream shows that it stays NaN; heart-rate rows
-  before the segment's first reading wait for that reading (held backward);
-* with ``antialias`` a window waits for the ``windows.FILTER_REACH_STEPS × downsample`` rows
-  after its last step that the zero-phase filter reads.
+  interpolation), or a gap or the end of the stream shows that it stays NaN; held channels'
+  rows before the segment's first reading wait for that reading (held backward);
+* with ``antialias`` a window waits for the ``resample.REACH_STEPS × downsample`` rows after
+  its last step that the filter reads, or for the end of its stretch.
 """
 
 from __future__ import annotations
@@ -24,44 +25,42 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from data_prep import pamap2, windows
+from data_prep import resample, windows
 from harkit.errors import HarError
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How windows are cut from a gap-filled recording at ``pamap2.SAMPLE_RATE_HZ``."""
+    """How windows are cut from gap-filled rows at ``rate_hz``."""
 
-    channels: Tuple[str, ...]  # names from pamap2.SIGNAL_COLUMNS, in model-input order
-    downsample: int            # keep every Nth row (or decimate by N)
-    antialias: bool            # low-pass (zero-phase FIR) before downsampling
+    channels: Tuple[str, ...]  # channel names, in model-input order
+    rate_hz: float             # rate of the rows (Hz): the data's own, or --rate
+    downsample: int            # keep every Nth row (or low-pass and keep every Nth)
+    antialias: bool            # low-pass (resample.fir_decimate) before downsampling
     window: int                # T: steps per window
     stride: int                # steps between window starts
 
-    @classmethod
-    def of(cls, cfg) -> "Preprocessing":
-        """From anything with these five attributes (e.g. a ``PrepareConfig``)."""
-        return cls(tuple(cfg.channels), int(cfg.downsample), bool(cfg.antialias),
-                   int(cfg.window), int(cfg.stride))
-
-    @property
-    def columns(self) -> List[int]:
-        """Positions of ``channels`` in ``pamap2.SIGNAL_COLUMNS`` (a recording's ``signals``)."""
-        unknown = [c for c in self.channels if c not in pamap2.SIGNAL_COLUMNS]
+    def columns(self, available: Sequence[str], name: str = "the recording") -> List[int]:
+        """Positions of ``channels`` among a recording's ``available`` channel names."""
+        index = {c: i for i, c in enumerate(available)}
+        unknown = [c for c in self.channels if c not in index]
         if unknown:
-            raise HarError(f"unknown channel(s) {', '.join(unknown)}; a PAMAP2 channel is one of "
-                           f"{', '.join(pamap2.SIGNAL_COLUMNS)}")
-        return [pamap2.SIGNAL_COLUMNS.index(c) for c in self.channels]
+            raise HarError(f"{name} lacks the channel(s) {', '.join(unknown[:4])}"
+                           f"{' and more' if len(unknown) > 4 else ''} the model needs; it has "
+                           f"{', '.join(list(available)[:12])}"
+                           f"{', ...' if len(available) > 12 else ''}")
+        return [index[c] for c in self.channels]
 
     @property
-    def hold(self) -> List[int]:
-        """Positions (in ``channels``) filled by holding readings: heart rate."""
-        return [i for i, c in enumerate(self.channels) if c == "heart_rate"]
-
-    @property
-    def rate_hz(self) -> float:
+    def step_rate_hz(self) -> float:
         """Rate of the windows' steps (Hz)."""
-        return pamap2.SAMPLE_RATE_HZ / self.downsample
+        return self.rate_hz / self.downsample
+
+    @property
+    def reach_rows(self) -> int:
+        """Rows after a window's last step that its values depend on (the filter's reach)."""
+        return resample.REACH_STEPS * self.downsample if self.antialias and \
+            self.downsample > 1 else 0
 
 
 @dataclass
@@ -77,16 +76,17 @@ class Windows:
         return int(self.first_row.shape[0])
 
 
-def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing,
+def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing, columns: Sequence[int],
         stride: Optional[int] = None) -> Windows:
-    """Windows of rows ``[start, stop)`` of ``signals [n, 40]`` (``pamap2.SIGNAL_COLUMNS``, gaps
-    filled), every ``stride`` steps (default ``prep.stride``). Step ``k`` is row
-    ``start + k * downsample`` (the decimating filter is centred on it)."""
+    """Windows of rows ``[start, stop)`` of ``signals [n, C_all]`` (gaps filled; ``columns``:
+    positions of ``prep.channels``), every ``stride`` steps (default ``prep.stride``). Step
+    ``k`` is row ``start + k * downsample`` (the filter is centred on it)."""
     stride = prep.stride if stride is None else stride
     q = prep.downsample
-    series = signals[start:stop:1 if prep.antialias else q][:, prep.columns]
-    if prep.antialias:
-        series = windows.downsample(series, q, antialias=True)
+    filtered = prep.antialias and q > 1
+    series = signals[start:stop:1 if filtered else q][:, columns]
+    if filtered:
+        series = resample.fir_decimate(series, q)
     starts = windows.window_starts(series.shape[0], prep.window, stride)
     if starts.size == 0:
         return Windows(np.empty((0, prep.window, len(prep.channels)), np.float32),
@@ -96,26 +96,30 @@ def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing,
     return Windows(x, start + starts[ok] * q, series.shape[0], int(ok.size - x.shape[0]))
 
 
-def stretches(timestamp_s: np.ndarray, activity: np.ndarray, by_label: bool
+def stretches(timestamp_s: np.ndarray, labels: np.ndarray, by_label: bool, rate_hz: float
               ) -> Iterator[Tuple[int, int]]:
     """``(start, stop)`` row ranges to window independently: gap-free segments, split further at
-    every change of ``activity`` when ``by_label`` (as ``prepare`` cuts training windows)."""
-    for seg in windows.segments(timestamp_s, pamap2.SAMPLE_RATE_HZ):
+    every change of label when ``by_label`` (as ``prepare`` cuts training windows)."""
+    for seg in windows.segments(timestamp_s, rate_hz):
         if not by_label:
             yield seg
             continue
-        for run in windows.runs(activity, seg, list(pamap2.ACTIVITIES)):
+        for run in windows.runs(labels, seg, np.unique(labels[seg[0]:seg[1]])):
             yield run.start, run.stop
 
 
-def span_labels(activity: np.ndarray, first_row: np.ndarray, last_row: np.ndarray) -> np.ndarray:
-    """int64 ``[N]``: the activity ID of rows ``first_row..last_row`` (inclusive) of each window
-    when they all carry the same one, else -1 (the window straddles a change of label)."""
+def span_labels(labels: np.ndarray, first_row: np.ndarray, last_row: np.ndarray) -> np.ndarray:
+    """int64 ``[N]``: the label code of rows ``first_row..last_row`` (inclusive) of each window
+    when they all carry the same one, else -2 (the window straddles a change of label)."""
     if first_row.size == 0:
         return np.empty(0, np.int64)
-    run_id = np.concatenate(([0], np.cumsum(activity[1:] != activity[:-1])))
+    run_id = np.concatenate(([0], np.cumsum(labels[1:] != labels[:-1])))
     same = run_id[first_row] == run_id[last_row]
-    return np.where(same, activity[first_row].astype(np.int64), -1)
+    return np.where(same, labels[first_row].astype(np.int64), STRADDLES)
+
+
+#: :func:`span_labels`' code for a window across a change of label (-1 is "no label").
+STRADDLES = -2
 
 
 # --------------------------------------------------------------------------- streaming
@@ -125,7 +129,7 @@ class Rows:
 
     segment: int               # segment counter: +1 at every timestamp gap
     timestamp_s: np.ndarray    # float64 [k]
-    activity: np.ndarray       # int16 [k]
+    labels: np.ndarray         # int64 [k] label codes
     values: np.ndarray         # float32 [k, C], the channels being filled
 
 
@@ -136,9 +140,10 @@ class GapFiller:
     whole recording bit for bit: interpolation between the same two readings is computed by the
     same ``np.interp`` from offsets that do not depend on where the buffer starts."""
 
-    def __init__(self, channels: int, hold: Sequence[int] = ()):
+    def __init__(self, channels: int, rate_hz: float, hold: Sequence[int] = ()):
         self.hold = set(hold)
         self.channels = channels
+        self.rate_hz = rate_hz
         self.segment = -1
         self._last_ts: Optional[float] = None
         self._reset()
@@ -151,14 +156,14 @@ class GapFiller:
         self._prior_row = np.full(self.channels, -1, np.int64)    # last released reading
         self._prior_val = np.full(self.channels, np.nan)
 
-    def push(self, timestamp_s: np.ndarray, activity: np.ndarray, values: np.ndarray
+    def push(self, timestamp_s: np.ndarray, labels: np.ndarray, values: np.ndarray
              ) -> List[Rows]:
         """Append raw rows (``values [k, C]`` with NaN for missing); return the final ones."""
         out: List[Rows] = []
         if timestamp_s.size == 0:
             return out
         head = [] if self._last_ts is None else [self._last_ts]
-        bounds = windows.segments(np.concatenate((head, timestamp_s)), pamap2.SAMPLE_RATE_HZ)
+        bounds = windows.segments(np.concatenate((head, timestamp_s)), self.rate_hz)
         for a, b in bounds:
             starts_segment = a > 0 or not head     # a timestamp gap before row a, or the first
             a, b = max(a - len(head), 0), b - len(head)
@@ -168,7 +173,7 @@ class GapFiller:
                 out += self._release(final=True)
                 self._reset()
                 self.segment += 1
-            self._append(timestamp_s[a:b], activity[a:b], values[a:b])
+            self._append(timestamp_s[a:b], labels[a:b], values[a:b])
             out += self._release(final=False)
         self._last_ts = float(timestamp_s[-1])
         return out
@@ -248,7 +253,7 @@ class StreamWindow:
 
     x: np.ndarray           # float32 [T, C], not normalized
     timestamp_s: np.ndarray  # float64 [2]: timestamps of its first and last step's rows
-    activity: np.ndarray    # int16 [rows]: labels of the rows from its first to its last step
+    labels: np.ndarray      # int64 [rows]: label codes of the rows from its first to its last step
 
 
 class Windower:
@@ -273,7 +278,7 @@ class Windower:
     def push(self, rows: Rows) -> List[StreamWindow]:
         """Add gap-filled rows; return the windows that became final."""
         out: List[StreamWindow] = []
-        act = rows.activity
+        act = rows.labels
         cuts = [0]
         if self.by_label and act.size:
             cuts += (np.flatnonzero(act[1:] != act[:-1]) + 1).tolist()
@@ -299,10 +304,7 @@ class Windower:
 
     def _emit(self, ended: bool) -> List[StreamWindow]:
         prep, q, T = self.prep, self.prep.downsample, self.prep.window
-        decimating = prep.antialias and q > 1 and self._rows > windows.DECIMATE_MIN_STEPS * q
-        reach = windows.FILTER_REACH_STEPS * q if decimating else 0
-        if prep.antialias and q > 1 and not decimating and not ended:
-            return []           # whether the stretch will be long enough to filter is unknown
+        reach = prep.reach_rows
         out = []
         while True:
             s = self._next
@@ -311,15 +313,9 @@ class Windower:
                 break
             self._merge()
             ts, act, vals = self._ts[0], self._act[0], self._vals[0]
-            if decimating:
-                b0 = max(0, q * min(s - windows.FILTER_REACH_STEPS,
-                                    (self._rows - windows.DECIMATE_MIN_STEPS * q - 1) // q))
-                b1 = self._rows if ended else max(last_row + reach + 1,
-                                                  b0 + windows.DECIMATE_MIN_STEPS * q + 1)
-                if b1 > self._rows:
-                    break
-                series = windows.downsample(vals[b0 - self._b0:b1 - self._b0], q, True)
-                x = series[s - b0 // q:s - b0 // q + T]
+            if reach:
+                x = resample.fir_decimate(vals, q, first=s, count=T, row0=self._b0,
+                                          end=self._rows)
             else:
                 x = vals[s * q - self._b0:last_row + 1 - self._b0:q]
             first = s * q - self._b0
@@ -339,12 +335,8 @@ class Windower:
                                                (self._ts, self._act, self._vals))
 
     def _trim(self) -> None:
-        """Drop the rows no later window reads."""
-        q = self.prep.downsample
-        keep = self._next * q
-        if self.prep.antialias and q > 1:
-            keep = max(0, q * min(self._next - windows.FILTER_REACH_STEPS,
-                                  (self._rows - (windows.DECIMATE_MIN_STEPS + 1) * q) // q))
+        """Drop the rows no later window reads (the filter reads ``reach_rows`` before too)."""
+        keep = max(0, self._next * self.prep.downsample - self.prep.reach_rows)
         drop = keep - self._b0
         if drop <= 0:
             return

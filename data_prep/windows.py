@@ -1,8 +1,8 @@
-"""From a parsed recording to windows: contiguous runs, gap filling, downsampling, sliding.
+"""From a parsed recording to windows: segments, runs, gap filling, sliding windows.
 
 A *segment* is a stretch of rows with no gap in the timestamps; a *run* is a stretch of a
-segment with one activity. Windows are cut from runs only, so a window never crosses a change of
-activity or a gap in time.
+segment with one label. Windows are cut from runs only, so a window never crosses a change of
+label or a gap in time. Rate changes are in :mod:`data_prep.resample`.
 """
 
 from __future__ import annotations
@@ -14,21 +14,15 @@ import numpy as np
 
 #: A step longer than this many nominal sample periods is a gap in the recording.
 GAP_FACTOR = 1.5
-#: With antialias, only series longer than this many output steps (× factor rows) are low-pass
-#: filtered; shorter ones are sliced.
-DECIMATE_MIN_STEPS = 27
-#: With antialias, output step k depends on rows ``(k ± FILTER_REACH_STEPS) × factor`` at most:
-#: scipy's zero-phase FIR has 20 × factor + 1 taps, padded with factor zeros, and 0 × NaN is NaN.
-FILTER_REACH_STEPS = 11
 
 
 @dataclass
 class Run:
-    """Rows ``[start, stop)`` of a recording holding one activity, contiguous in time."""
+    """Rows ``[start, stop)`` of a recording holding one label, contiguous in time."""
 
     start: int
     stop: int
-    activity: int
+    label: int
 
     @property
     def rows(self) -> int:
@@ -46,15 +40,15 @@ def segments(timestamp_s: np.ndarray, rate_hz: float) -> List[Tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def runs(activity: np.ndarray, seg: Tuple[int, int], keep_ids: Sequence[int]) -> Iterator[Run]:
-    """Runs of one activity inside segment ``seg``, for activity IDs in ``keep_ids`` only."""
+def runs(labels: np.ndarray, seg: Tuple[int, int], keep: Sequence[int]) -> Iterator[Run]:
+    """Runs of one label inside segment ``seg``, for label codes in ``keep`` only."""
     start, stop = seg
-    act = activity[start:stop]
+    act = labels[start:stop]
     if act.size == 0:
         return
     change = np.flatnonzero(act[1:] != act[:-1]) + 1
     bounds = np.concatenate(([0], change, [act.size]))
-    keep = set(int(k) for k in keep_ids)
+    keep = set(int(k) for k in keep)
     for a, b in zip(bounds[:-1], bounds[1:]):
         label = int(act[a])
         if label in keep:
@@ -80,7 +74,8 @@ def fill_linear(column: np.ndarray) -> None:
 def fill_hold(column: np.ndarray) -> None:
     """Hold the last reading of ``column [n]`` forward (the first one backward), in place.
 
-    Heart rate is sampled at ~9 Hz and written NaN between readings; holding is the honest fill.
+    For channels read more slowly than the rows (PAMAP2's heart rate: ~9 Hz, NaN between
+    readings) holding is the honest fill.
     """
     known = ~np.isnan(column)
     if known.all() or not known.any():
@@ -94,7 +89,7 @@ def fill_hold(column: np.ndarray) -> None:
 def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequence[int],
               rate_hz: float) -> None:
     """Fill missing values of ``signals [n, c]`` in place, segment by segment: linear
-    interpolation along time, except ``hold_columns`` (heart rate), whose readings are held.
+    interpolation along time, except ``hold_columns`` (e.g. heart rate), whose readings are held.
     Nothing crosses a timestamp gap, and nothing is extrapolated past a segment's edges except
     held readings. Column-major ``signals`` make every column a contiguous view."""
     hold = set(hold_columns)
@@ -105,19 +100,6 @@ def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequen
             sums = np.add.reduce(signals[a:b], axis=0, dtype=np.float64)
         for j in np.flatnonzero(np.isnan(sums)):
             (fill_hold if j in hold else fill_linear)(signals[a:b, j])
-
-
-def downsample(values: np.ndarray, factor: int, antialias: bool) -> np.ndarray:
-    """Keep every ``factor``-th row of ``values [n, c]`` (from row 0), or decimate with a
-    low-pass filter first (``scipy.signal.decimate``, zero-phase FIR) when ``antialias``."""
-    if factor == 1:
-        return values
-    if antialias and values.shape[0] > DECIMATE_MIN_STEPS * factor:
-        from scipy.signal import decimate
-
-        return decimate(values, factor, ftype="fir", axis=0, zero_phase=True).astype(
-            np.float32)
-    return values[::factor]
 
 
 def window_starts(length: int, window: int, stride: int) -> np.ndarray:

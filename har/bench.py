@@ -344,9 +344,11 @@ def _stream(rate_hz, stride, source: str, window: int) -> Dict[str, Any]:
     defaults of configs/pamap2.toml (100 Hz / 3, 50 % overlap)."""
     if not rate_hz or not stride:
         from data_prep.config import load_prepare_config
+        from data_prep.datasets import pamap2
 
-        config = load_prepare_config(None, {})
-        rate_hz, stride, source = config.rate_hz, max(1, window // 2), "assumed"
+        config = load_prepare_config(None, {}, "pamap2")
+        rate_hz = pamap2.SAMPLE_RATE_HZ / config.downsample
+        stride, source = max(1, window // 2), "assumed"
     return {"sample_rate_hz": round(float(rate_hz), 4), "stride": int(stride),
             "windows_per_s": round(float(rate_hz) / int(stride), 5),
             "window_interval_ms": round(1000.0 * int(stride) / float(rate_hz), 3),

@@ -24,11 +24,10 @@ from harkit.errors import HarError
 from harkit.files import write_with
 
 FORMAT_NAME = "harkit.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions the loader reads: 1 is harkit 0.1's (PAMAP2 only; preprocessing options flat).
+READABLE_VERSIONS = (1, 2)
 REQUIRED_KEYS = ("model", "input_shape", "classes", "channels", "state_dict")
-#: meta.json["options"] keys that ``predict`` needs to cut a raw recording into the same windows.
-PREPROCESSING_OPTIONS = ("sensors", "modalities", "heart_rate", "temperature", "include_optional",
-                         "downsample", "antialias", "overlap", "normalize")
 
 
 def describe(prepared, model_config: Dict[str, Any], input_shape: Sequence[int],
@@ -36,14 +35,12 @@ def describe(prepared, model_config: Dict[str, Any], input_shape: Sequence[int],
     """The self-describing part of a checkpoint, from the prepared data (``PreparedData``) it is
     trained on: model, input shape, classes, channels, normalization, preprocessing, options."""
     meta = prepared.meta
-    options = meta.get("options", {})
     return {
         "model": dict(model_config), "input_shape": list(input_shape),
         "classes": prepared.class_names,
-        "class_ids": [c.get("activity_id") for c in meta["classes"]],
+        "class_ids": [c.get("id") for c in meta["classes"]],
         "channels": prepared.channels, "normalization": meta.get("normalization"),
-        "preprocessing": {"dataset": meta.get("dataset"),
-                          **{k: options[k] for k in PREPROCESSING_OPTIONS if k in options},
+        "preprocessing": {"dataset": meta.get("dataset"), "options": meta.get("options", {}),
                           "window": meta["window"], "stride": meta.get("stride"),
                           "sample_rate_hz": meta.get("sample_rate_hz"),
                           "source_rate_hz": meta.get("source_rate_hz")},
@@ -98,9 +95,10 @@ def load_checkpoint(path, map_location: Any = "cpu") -> Dict[str, Any]:
         raise HarError(f"{not_ours} ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_NAME:
         raise HarError(not_ours)
-    if ckpt.get("format_version") != FORMAT_VERSION:
+    if ckpt.get("format_version") not in READABLE_VERSIONS:
         raise HarError(f"{path} has checkpoint format_version {ckpt.get('format_version')!r}; "
-                       f"this harkit reads {FORMAT_VERSION}; train it again with this version")
+                       f"this harkit reads {', '.join(map(str, READABLE_VERSIONS))}; train it "
+                       "again with this version")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise HarError(f"{path} lacks {', '.join(missing)}; it is damaged, train again")

@@ -20,7 +20,7 @@ from har.metrics import classification_scores, confusion_matrix, per_class_score
 from harkit.errors import HarError
 
 FORMAT_NAME = "harkit.evaluation"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = ("test", "val")
 
 
@@ -94,12 +94,12 @@ def score_report(y_true: np.ndarray, y_pred: np.ndarray, subject: np.ndarray,
     for s in np.unique(subject):
         mask = subject == s
         scores = classification_scores(y_true[mask], y_pred[mask])
-        subjects.append({"subject": int(s), "windows": int(mask.sum()),
+        subjects.append({"subject": s.item(), "windows": int(mask.sum()),
                          "accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"]})
     return {
         "windows": int(y_true.size),
         "overall": classification_scores(y_true, y_pred),
-        "per_class": [{"label": i, "activity_id": ids[i], "name": classes[i],
+        "per_class": [{"label": i, "id": ids[i], "name": classes[i],
                        **{m: float(per_class[m][i]) for m in ("precision", "recall", "f1")},
                        "support": int(per_class["support"][i])} for i in range(k)],
         "per_subject": subjects,
@@ -115,9 +115,9 @@ def format_report(report: Dict) -> str:
              f"{'id':>3}  {'activity':<18} {'precision':>9} {'recall':>7} {'F1':>7} "
              f"{'support':>8}",
              f"{'--':>3}  {'-' * 18} {'-' * 9} {'-' * 7} {'-' * 7} {'-' * 8}"]
-    for c in report["per_class"]:
-        aid = "" if c["activity_id"] is None else c["activity_id"]
-        lines.append(f"{aid:>3}  {c['name']:<18} {c['precision']:>9.4f} {c['recall']:>7.4f} "
+    heads = [_head(c) for c in report["per_class"]]
+    for c, head in zip(report["per_class"], heads):
+        lines.append(f"{head:>3}  {c['name']:<18} {c['precision']:>9.4f} {c['recall']:>7.4f} "
                      f"{c['f1']:>7.4f} {c['support']:>8}")
     o = report["overall"]
     lines += ["", f"accuracy {o['accuracy']:.4f}   macro F1 {o['f1_macro']:.4f}   weighted F1 "
@@ -128,9 +128,7 @@ def format_report(report: Dict) -> str:
         lines.append(f"{s['subject']:>7}  {s['windows']:>7}  {s['accuracy']:>8.4f}  "
                      f"{s['f1_macro']:>8.4f}")
     cm = report["confusion_matrix"]
-    heads = [c["activity_id"] if c["activity_id"] is not None else c["label"]
-             for c in report["per_class"]]
-    for title, key, fmt in (("confusion matrix (rows: true, columns: predicted activity id)",
+    for title, key, fmt in (("confusion matrix (rows: true, columns: predicted; by id)",
                              "counts", "{:>5d}"),
                             ("row-normalized (% of each true activity)", "normalized",
                              "{:>5.0f}")):
@@ -139,3 +137,10 @@ def format_report(report: Dict) -> str:
             values = [v * 100 for v in row] if key == "normalized" else row
             lines.append(f"{head:>3}  {name:<18}" + "".join(fmt.format(v) for v in values))
     return "\n".join(lines)
+
+
+def _head(c: Dict) -> str:
+    """A class's short column head: the dataset's numeric id (PAMAP2's activityID), else its
+    label index."""
+    cid = c.get("id")
+    return str(cid) if isinstance(cid, int) and not isinstance(cid, bool) else str(c["label"])

@@ -129,10 +129,9 @@ def plot_timeline(timelines, class_names: Sequence[str], hop_s: float, path) -> 
     """True vs predicted activity over time, one panel per :class:`har.predict.Timeline`.
 
     Each prediction is drawn over ``hop_s`` seconds centred on its window's middle, the true
-    activity likewise (grey: transient; blank: the window straddles a change of label or the
+    activity likewise (grey: a label that is not a class, e.g. PAMAP2's transient; blank: the
+    window straddles a change of label or the
     recording has no labels). Size: :func:`timeline_size`."""
-    from data_prep import pamap2
-
     names = list(class_names)
     colors = _class_colors(len(names))
     fig = _figure(timeline_size(len(timelines)))
@@ -143,11 +142,11 @@ def plot_timeline(timelines, class_names: Sequence[str], hop_s: float, path) -> 
         tracks = [("predicted", [colors[k] for k in t.predicted])]
         if t.labelled:
             truth = []
-            for a in t.true_id:
-                if a in pamap2.ACTIVITIES and pamap2.ACTIVITIES[a] in names:
-                    truth.append(colors[names.index(pamap2.ACTIVITIES[a])])
+            for name in t.true_names():
+                if name in names:
+                    truth.append(colors[names.index(name)])
                 else:
-                    truth.append("0.85" if a == pamap2.TRANSIENT_ID else "none")
+                    truth.append("0.85" if name else "none")
             tracks.append(("true", truth))
         for y, (_, face) in enumerate(tracks):
             ax.broken_barh(spans, (y - 0.4, 0.8), facecolors=face, linewidth=0)
@@ -160,7 +159,7 @@ def plot_timeline(timelines, class_names: Sequence[str], hop_s: float, path) -> 
     from matplotlib.patches import Patch
 
     handles = [Patch(color=colors[i], label=n) for i, n in enumerate(names)]
-    handles.append(Patch(color="0.85", label="transient"))
+    handles.append(Patch(color="0.85", label="other label"))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=8,
                frameon=False)
     legend_in = 0.18 * math.ceil(len(handles) / 7) + 0.08

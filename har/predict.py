@@ -1,17 +1,19 @@
-"""``har predict``: a checkpoint on raw PAMAP2 recordings, whole (a file or folder) or streamed.
+"""``har predict``: a checkpoint on raw recordings of its dataset, whole or streamed.
 
-A recording goes through exactly the preprocessing stored in the checkpoint: the parser and gap
-filling of ``prepare`` (:func:`data_prep.read.parse_bytes`), the checkpoint's channels,
-downsampling and windows (:mod:`data_prep.transform`), its train-split normalization. Windows
-slide every ``hop`` steps (default: the training stride) over each gap-free stretch, whatever
-the labels; with ``by_label`` they restart at every change of the activity column, exactly as
-``prepare`` cut the training windows.
+A recording goes through exactly the preprocessing stored in the checkpoint: the dataset's
+adapter (named in ``preprocessing.dataset``, with the options the training data was prepared
+with) parses it, :func:`data_prep.read.read_source` resamples (``--rate``) and fills gaps as
+``prepare`` did, and :mod:`data_prep.transform` selects the checkpoint's channels, downsamples
+and cuts windows, which are normalized with the train-split statistics. Windows slide every
+``hop`` steps (default: the training stride) over each gap-free stretch, whatever the labels;
+with ``by_label`` they restart at every change of label, exactly as ``prepare`` cut the training
+windows.
 
-Scoring (when the recording has labels, i.e. some activity ID is not 0): a window is scored when
-all its rows, from its first to its last step, carry one activity ID and that ID is one of the
-checkpoint's classes; transient (0), activities the model was not trained on and windows that
-straddle a change of label are left out. Each prediction stands for ``hop`` steps of time in
-the time per activity.
+Scoring (when the recording has labels other than the dataset's excluded ones, e.g. PAMAP2's
+transient): a window is scored when all its rows, from its first to its last step, carry one
+label and that label is one of the checkpoint's classes; excluded labels, labels the model was
+not trained on and windows that straddle a change of label are left out. Each prediction stands
+for ``hop`` steps of time in the time per activity.
 
 Streaming (:mod:`har.stream`) releases the same windows as the whole-recording path, each once
 its values are final (see :mod:`data_prep.transform`), and predicts them one at a time.
@@ -21,24 +23,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from data_prep import pamap2
-from data_prep.read import (
-    ParseCache,
-    Recording,
-    Source,
-    default_cache_dir,
-    file_source,
-    read_recording,
-    visible_files,
-)
+from data_prep.cache import ParseCache, default_cache_dir
+from data_prep.datasets import get_dataset
+from data_prep.datasets.base import Dataset, Recording
+from data_prep.read import read_source
 from data_prep.splits import apply_normalization
 from data_prep.transform import Preprocessing, cut, span_labels, stretches
 from har.checkpoint import load_checkpoint, model_from_checkpoint
@@ -46,6 +43,10 @@ from har.metrics import classification_scores
 from har.scoring import check_windows, logits
 from harkit.errors import HarError
 from harkit.files import output_file, write_atomic
+
+#: Checkpoint ``preprocessing`` keys of harkit 0.1 (PAMAP2's options, stored flat).
+_FLAT_OPTIONS = ("sensors", "modalities", "heart_rate", "temperature", "include_optional",
+                 "downsample", "antialias", "overlap", "normalize")
 
 
 def predict_proba(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -73,15 +74,17 @@ def torch_threads(threads: Optional[int]):
 
 @dataclass
 class Predictor:
-    """A checkpoint ready to predict: model, preprocessing, normalization, classes, hop."""
+    """A checkpoint ready to predict: model, dataset adapter and options, preprocessing,
+    normalization, classes, hop."""
 
     path: Path
     model: torch.nn.Module
+    adapter: Dataset
+    options: Any                 # the adapter's prepare options the model was trained with
     prep: Preprocessing
     mean: Optional[np.ndarray]   # float64 [C], None when the data was not normalized
     std: Optional[np.ndarray]
     classes: List[str]           # class names, index = model output
-    class_ids: List[int]         # their PAMAP2 activity IDs
     hop: int                     # steps between window starts
     by_label: bool = False
 
@@ -90,7 +93,7 @@ class Predictor:
         """Load ``checkpoint``; HarError when it lacks what predict needs or ``hop`` < 1."""
         path = Path(checkpoint)
         ckpt = load_checkpoint(path)
-        prep = preprocessing_of(ckpt, path)
+        adapter, options, prep = preprocessing_of(ckpt, path)
         if hop is not None and (isinstance(hop, bool) or int(hop) < 1):
             raise HarError(f"--hop {hop} is invalid; pass a number of steps >= 1 (the training "
                            f"stride is {prep.stride})")
@@ -98,18 +101,18 @@ class Predictor:
         mean = std = None
         if norm.get("applied"):
             mean, std = np.asarray(norm["mean"], np.float64), np.asarray(norm["std"], np.float64)
-        class_ids = ckpt.get("class_ids") or []
-        if len(class_ids) != len(ckpt["classes"]):
-            raise HarError(f"{path} lacks the activity IDs of its classes; train it again with "
-                           "this harkit")
-        return cls(path, model_from_checkpoint(ckpt), prep, mean, std, list(ckpt["classes"]),
-                   [int(a) for a in class_ids], prep.stride if hop is None else int(hop),
-                   by_label)
+        return cls(path, model_from_checkpoint(ckpt), adapter, options, prep, mean, std,
+                   list(ckpt["classes"]), prep.stride if hop is None else int(hop), by_label)
 
     @property
     def hop_s(self) -> float:
         """Seconds between consecutive predictions."""
-        return self.hop / self.prep.rate_hz
+        return self.hop / self.prep.step_rate_hz
+
+    @property
+    def resample_hz(self) -> float:
+        """The ``--rate`` the training data was resampled to (0: none)."""
+        return float(getattr(self.options, "rate", 0) or 0)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """float32 ``[N, K]`` for raw windows ``x [N, T, C]`` (normalized here, on a copy);
@@ -121,27 +124,46 @@ class Predictor:
         return predict_proba(self.model, x)
 
 
-def preprocessing_of(ckpt: dict, path) -> Preprocessing:
-    """The checkpoint's :class:`Preprocessing`; HarError naming ``path`` when it is incomplete."""
-    prep = ckpt.get("preprocessing") or {}
-    missing = [k for k in ("downsample", "antialias", "window", "stride") if k not in prep]
+def preprocessing_of(ckpt: dict, path) -> Tuple[Dataset, Any, Preprocessing]:
+    """The checkpoint's adapter, its prepare options and :class:`Preprocessing`; HarError
+    naming ``path`` when they are incomplete or the dataset ships only windows."""
+    from data_prep.config import load_prepare_config
+
+    pre = ckpt.get("preprocessing") or {}
+    missing = [k for k in ("window", "stride") if pre.get(k) is None]
+    if missing and pre.get("dataset"):
+        adapter = get_dataset(pre["dataset"])
+        if adapter.kind == "windows":
+            raise HarError(f"{path} was trained on {adapter.name} data, which ships only "
+                           "pre-cut windows, no raw recordings; score it with 'har evaluate'")
     if missing:
         raise HarError(f"{path} lacks the preprocessing record predict needs "
                        f"({', '.join(missing)}); train it again with this harkit")
-    if prep.get("dataset") not in (None, "pamap2"):
-        raise HarError(f"{path} was trained on {prep['dataset']!r} data; 'har predict' reads "
-                       "PAMAP2-format recordings")
-    result = Preprocessing(tuple(ckpt["channels"]), int(prep["downsample"]),
-                           bool(prep["antialias"]), int(prep["window"]), int(prep["stride"]))
-    try:
-        result.columns
-    except HarError as exc:
-        raise HarError(f"{path}: {exc}") from None
-    if list(ckpt["input_shape"]) != [1, result.window, len(result.channels)]:
+    name = pre.get("dataset") or "pamap2"
+    adapter = get_dataset(name)
+    if adapter.kind == "windows":
+        raise HarError(f"{path} was trained on {name} data, which ships only pre-cut windows, no "
+                       "raw recordings; score it with 'har evaluate'")
+    stored = pre.get("options") or {k: pre[k] for k in _FLAT_OPTIONS if k in pre}
+    known = set(adapter.options.names()) - {"dataset"}
+    options = load_prepare_config(None, {k: v for k, v in stored.items() if k in known}, name)
+    if "channels" in known and not options.channels:    # read just the model's columns
+        options = dataclasses.replace(options, channels=list(ckpt["channels"]))
+    prep = Preprocessing(tuple(ckpt["channels"]),
+                         float(pre.get("source_rate_hz") or adapter.rate_hz or 0),
+                         int(options.downsample), bool(options.antialias), int(pre["window"]),
+                         int(pre["stride"]))
+    known_channels = [c.name for c in adapter.all_channels()]
+    unknown = [c for c in prep.channels if known_channels and c not in known_channels]
+    if unknown:
+        raise HarError(f"{path}: channel(s) {', '.join(unknown[:4])} are not {name} channels "
+                       f"(those are {', '.join(known_channels[:6])}, ...); the checkpoint is "
+                       "damaged or its preprocessing names the wrong dataset")
+    if list(ckpt["input_shape"]) != [1, prep.window, len(prep.channels)]:
         raise HarError(f"{path}: input shape {ckpt['input_shape']} does not match its "
-                       f"{result.window}-step windows of {len(result.channels)} channels; "
+                       f"{prep.window}-step windows of {len(prep.channels)} channels; "
                        "it is damaged, train again")
-    return result
+    return adapter, options, prep
 
 
 # --------------------------------------------------------------------------- timelines
@@ -154,21 +176,40 @@ class Timeline:
     end_s: np.ndarray         # float64 [N]: timestamp of its last step + one step
     predicted: np.ndarray     # int64 [N]: class index
     probability: np.ndarray   # float32 [N]: its softmax probability
-    true_id: np.ndarray       # int64 [N]: activity ID when all the window's rows agree, else -1
-    labelled: bool            # some row has an activity ID other than 0
+    true: np.ndarray          # int64 [N]: label code when all the window's rows agree, else <0
+    label_names: Sequence[str]   # the names of the label codes
+    labelled: bool            # some row has a label the dataset does not exclude
     dropped_nan: int = 0      # windows skipped for missing values
     note: str = ""            # why there is no window, when there is none
 
     def __len__(self) -> int:
         return int(self.predicted.shape[0])
 
+    def true_names(self) -> List[str]:
+        """The true label of each window: its name, or ``""`` when the window straddles a change
+        of label or has none (as written in the timeline CSV)."""
+        return [true_name(code, self.label_names) for code in self.true]
+
+
+def true_name(code: int, label_names: Sequence[str]) -> str:
+    """A window's true label as written in the timeline CSV and printed by streaming: its name,
+    or ``""`` (no label, or a window across a change of label)."""
+    return str(label_names[int(code)]) if code >= 0 else ""
+
+
+def is_labelled(labels: np.ndarray, label_names: Sequence[str], excluded: Sequence[str]) -> bool:
+    """Whether some row carries a label that is not one of the dataset's excluded ones."""
+    codes = np.unique(labels[labels >= 0])
+    return any(label_names[c] not in excluded for c in codes)
+
 
 def predict_recording(predictor: Predictor, rec: Recording) -> Timeline:
-    """Predict every window of a parsed recording (see the module docstring)."""
+    """Predict every window of a conditioned recording (see the module docstring)."""
     prep = predictor.prep
+    columns = prep.columns(rec.channels, rec.name)
     xs, firsts, dropped, longest = [], [], 0, 0
-    for a, b in stretches(rec.timestamp_s, rec.activity, predictor.by_label):
-        w = cut(rec.signals, a, b, prep, stride=predictor.hop)
+    for a, b in stretches(rec.timestamp_s, rec.labels, predictor.by_label, prep.rate_hz):
+        w = cut(rec.signals, a, b, prep, columns, stride=predictor.hop)
         longest = max(longest, b - a)
         xs.append(w.x)
         firsts.append(w.first_row)
@@ -177,26 +218,29 @@ def predict_recording(predictor: Predictor, rec: Recording) -> Timeline:
     x = np.concatenate(xs) if xs else np.empty((0, prep.window, len(prep.channels)), np.float32)
     last = first + (prep.window - 1) * prep.downsample
     probs = predictor.probabilities(x)
-    labelled = bool(np.any(rec.activity != pamap2.TRANSIENT_ID))
     note = ""
     if not first.size:
-        blank = [c for c, seen in zip(prep.channels, ~np.isnan(rec.signals[:, prep.columns])
-                                      .all(axis=0)) if not seen]
-        note = no_window_note(rec.source.name, prep, longest, dropped, predictor.by_label, blank)
-    step_s = prep.downsample / pamap2.SAMPLE_RATE_HZ
-    return Timeline(rec.source.name, rec.timestamp_s[first], rec.timestamp_s[last] + step_s,
-                    probs.argmax(1), probs.max(1), span_labels(rec.activity, first, last),
-                    labelled, dropped, note)
+        seen = ~np.isnan(np.asarray(rec.signals)[:, columns]).all(axis=0)
+        blank = [c for c, ok in zip(prep.channels, seen) if not ok]
+        note = no_window_note(rec.name, prep, longest, dropped, predictor.by_label, blank,
+                              rec.channels)
+    step_s = prep.downsample / prep.rate_hz
+    return Timeline(rec.name, rec.timestamp_s[first], rec.timestamp_s[last] + step_s,
+                    probs.argmax(1), probs.max(1), span_labels(rec.labels, first, last),
+                    tuple(rec.label_names),
+                    is_labelled(rec.labels, rec.label_names, predictor.adapter.excluded),
+                    dropped, note)
 
 
 def no_window_note(name: str, prep: Preprocessing, longest_rows: int, dropped: int,
-                   by_label: bool, blank: Sequence[str] = ()) -> str:
+                   by_label: bool, blank: Sequence[str] = (),
+                   columns: Sequence[str] = ()) -> str:
     """Why the recording ``name`` gives no window: columns the model needs that hold no value
     (``blank``), windows all dropped for missing values, or too short."""
     if blank:
-        columns = ", ".join(f"{pamap2.COLUMN_INDEX[c] + 1} ({c})" for c in blank[:4])
+        where = ", ".join(_column_label(c, columns) for c in blank[:4])
         more = f" and {len(blank) - 4} more" if len(blank) > 4 else ""
-        return (f"{name}: column(s) {columns}{more} hold no value (all NaN), but the model "
+        return (f"{name}: column(s) {where}{more} hold no value (all NaN), but the model "
                 "needs them; pass a recording with the sensors it was trained on")
     need = (prep.window - 1) * prep.downsample + 1
     if dropped:
@@ -204,38 +248,41 @@ def no_window_note(name: str, prep: Preprocessing, longest_rows: int, dropped: i
                 "gap-free stretches); pass a recording with fewer dropouts")
     what = "run of one activity label" if by_label else "gap-free stretch"
     return (f"{name} is shorter than one window: its longest {what} is "
-            f"{longest_rows / pamap2.SAMPLE_RATE_HZ:.2f} s, the model needs "
-            f"{need / pamap2.SAMPLE_RATE_HZ:.2f} s ({prep.window} steps at "
-            f"{prep.rate_hz:.1f} Hz); pass a longer recording")
+            f"{longest_rows / prep.rate_hz:.2f} s, the model needs {need / prep.rate_hz:.2f} s "
+            f"({prep.window} steps at {prep.step_rate_hz:.1f} Hz); pass a longer recording")
 
 
-def recordings(path) -> List[Source]:
-    """The ``.dat`` files to predict: ``path`` itself, or every ``*.dat`` under the folder."""
-    path = Path(path)
-    if not path.exists():
-        raise HarError(f"recording {path} does not exist; pass a PAMAP2-format .dat file or a "
-                       "folder of them")
-    files = [path] if path.is_file() else visible_files(path, "*.dat")
-    if not files:
-        raise HarError(f"no .dat files under {path}/; pass a PAMAP2-format .dat file or a folder "
-                       "of them")
-    return [file_source(f, _subject_or_zero(f.name), f.parent.name) for f in files]
+def _column_label(channel: str, columns: Sequence[str]) -> str:
+    """PAMAP2 names the file's 1-based column number too: ``22 (chest_acc16_x)``."""
+    from data_prep.datasets import pamap2
 
-
-def _subject_or_zero(filename: str) -> int:
-    try:
-        return pamap2.subject_id(filename)
-    except ValueError:
-        return 0
+    if channel in pamap2.COLUMN_INDEX and tuple(columns) == pamap2.SIGNAL_COLUMNS:
+        return f"{pamap2.COLUMN_INDEX[channel] + 1} ({channel})"
+    return repr(channel)
 
 
 def predict_path(predictor: Predictor, path, use_cache: bool = True) -> List[Timeline]:
-    """Timelines of the recording(s) at ``path`` (a file or a folder of ``.dat`` files).
+    """Timelines of the recording(s) at ``path`` (a file or a folder of the dataset's files).
 
     HarError when a file is malformed (naming the line) or no recording yields a window."""
-    cache = ParseCache(default_cache_dir() if use_cache else None)
-    timelines = [predict_recording(predictor, read_recording(s, cache))
-                 for s in recordings(path)]
+    path = Path(path)
+    adapter = predictor.adapter
+    if not path.exists():
+        raise HarError(f"recording {path} does not exist; pass a {adapter.name} recording file "
+                       "or a folder of them")
+    sources = adapter.recording_sources(path)
+    if not sources:
+        raise HarError(f"no {adapter.name} recordings under {path}/; pass a file or a folder of "
+                       f"them ({adapter.layout})")
+    cache = ParseCache(default_cache_dir() if use_cache and adapter.cacheable else None,
+                       adapter.name, adapter.cache_key(predictor.options)
+                       + (f"rate{predictor.resample_hz:g}" if predictor.resample_hz else ""))
+    timelines = []
+    for source in sources:
+        for rec in read_source(adapter, source, predictor.options, cache,
+                               rate_hz=predictor.resample_hz, for_prepare=False):
+            timelines.append(predict_recording(predictor, rec))
+            rec.release()
     cache.flush()
     if not any(len(t) for t in timelines):
         raise HarError(timelines[0].note if len(timelines) == 1 else
@@ -248,29 +295,43 @@ def predict_path(predictor: Predictor, path, use_cache: bool = True) -> List[Tim
 def summarize(timelines: Sequence[Timeline], predictor: Predictor) -> Dict:
     """Windows, seconds per predicted activity, and (when labelled) accuracy and macro F1 over
     the scored windows, overall and per recording."""
-    per = [_scores(t.predicted, t.true_id, predictor) if t.labelled else None for t in timelines]
+    per = [_scores(t, predictor) if t.labelled else None for t in timelines]
     pred = np.concatenate([t.predicted for t in timelines])
-    true = np.concatenate([t.true_id for t in timelines])
     labelled = any(t.labelled for t in timelines)
     counts = np.bincount(pred, minlength=len(predictor.classes))
+    scored = [_scored(t, predictor) for t in timelines]
+    y = np.concatenate([s[1] for s in scored])
+    p = np.concatenate([t.predicted[s[0]] for t, s in zip(timelines, scored)])
     return {
         "windows": int(pred.size), "hop_s": predictor.hop_s,
         "seconds_per_activity": {name: float(n * predictor.hop_s)
                                  for name, n in zip(predictor.classes, counts) if n},
         "labelled": labelled,
-        "scores": _scores(pred, true, predictor) if labelled else None,
+        "scores": _score_dict(y, p) if labelled else None,
         "recordings": [{"name": t.name, "windows": len(t), "dropped_nan": t.dropped_nan,
                         "note": t.note, "scores": s} for t, s in zip(timelines, per)],
     }
 
 
-def _scores(pred: np.ndarray, true_id: np.ndarray, predictor: Predictor) -> Dict:
-    label_of = {aid: k for k, aid in enumerate(predictor.class_ids)}
-    scored = np.isin(true_id, predictor.class_ids)
-    y = np.array([label_of[int(a)] for a in true_id[scored]], dtype=np.int64)
-    result = {"scored_windows": int(scored.sum())}
+def _scored(t: Timeline, predictor: Predictor) -> Tuple[np.ndarray, np.ndarray]:
+    """``(mask [N], class index of the scored windows)``: windows whose rows all carry one of
+    the checkpoint's classes."""
+    label_of = {name: k for k, name in enumerate(predictor.classes)}
+    classes = np.array([label_of.get(str(n), -1) for n in t.label_names] + [-1], np.int64)
+    y = classes[np.where(t.true >= 0, t.true, len(t.label_names))]
+    mask = y >= 0
+    return mask, y[mask]
+
+
+def _scores(t: Timeline, predictor: Predictor) -> Dict:
+    mask, y = _scored(t, predictor)
+    return _score_dict(y, t.predicted[mask])
+
+
+def _score_dict(y: np.ndarray, pred: np.ndarray) -> Dict:
+    result = {"scored_windows": int(y.size)}
     if y.size:
-        s = classification_scores(y, pred[scored])
+        s = classification_scores(y, pred)
         result.update(accuracy=s["accuracy"], f1_macro=s["f1_macro"])
     return result
 
@@ -298,21 +359,10 @@ def format_summary(summary: Dict) -> str:
     if s and "accuracy" in s:
         lines.append(f"accuracy {s['accuracy']:.4f}, macro F1 {s['f1_macro']:.4f} on "
                      f"{s['scored_windows']} windows whose rows all carry one of the model's "
-                     "activities (transient and windows across a change are not scored)")
+                     "activities (other labels and windows across a change are not scored)")
     elif summary["labelled"]:
         lines.append("no window lies within one of the model's activities: nothing to score")
     return "\n".join(lines)
-
-
-def true_name(true_id: int) -> str:
-    """The true activity of a window as written in the timeline CSV and printed by streaming:
-    its name (``"transient"`` for 0), or ``""`` for -1 (the window straddles a change)."""
-    return pamap2.ACTIVITIES[int(true_id)] if true_id >= 0 else ""
-
-
-def true_names(true_id: np.ndarray) -> List[str]:
-    """:func:`true_name` of each window."""
-    return [true_name(a) for a in true_id]
 
 
 def write_timeline_csv(path, timelines: Sequence[Timeline], predictor: Predictor) -> Path:
@@ -325,10 +375,11 @@ def write_timeline_csv(path, timelines: Sequence[Timeline], predictor: Predictor
     out.writerow((["recording"] if several else []) + ["start_s", "end_s", "activity",
                  "probability"] + (["true_activity"] if labelled else []))
     for t in timelines:
-        truth = true_names(t.true_id)
+        truth = t.true_names()
         for i in range(len(t)):
             out.writerow(([t.name] if several else []) + [
                 f"{t.start_s[i]:.3f}", f"{t.end_s[i]:.3f}",
                 predictor.classes[t.predicted[i]], f"{t.probability[i]:.4f}"]
                 + ([truth[i]] if labelled else []))
     return write_atomic(output_file(path, "--out"), buf.getvalue())
+

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep import pamap2
+from data_prep.datasets import pamap2
 
 
 def write_dat(path: Path, timestamp_s, activity, signal=None, heart_rate_every: int = 11,

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import har.bench
-from data_prep import load_prepare_config, load_prepared, pamap2, prepare
+from data_prep import load_prepare_config, load_prepared, prepare
+from data_prep.datasets import pamap2
 from har import backends
 from har.checkpoint import save_checkpoint
 from har.device import cpu_bf16_supported
@@ -88,7 +89,7 @@ def make_checkpoint(path, prepared, name="resnet", hparams=None):
                                              len(data.class_names), **(hparams or TINY)))
     save_checkpoint(path, {
         "model": model.config, "input_shape": [1, data.window, len(data.channels)],
-        "classes": data.class_names, "class_ids": [c["activity_id"] for c in data.meta["classes"]],
+        "classes": data.class_names, "class_ids": [c["id"] for c in data.meta["classes"]],
         "channels": data.channels, "normalization": data.meta["normalization"],
         "preprocessing": {"window": data.window, "stride": data.meta["stride"],
                           "sample_rate_hz": data.meta["sample_rate_hz"]},

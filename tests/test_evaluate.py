@@ -51,7 +51,7 @@ def test_report_agrees_with_scikit_learn(trained):
     for i, row in enumerate(report["per_class"]):
         assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((p[i], r[i], f[i]))
         assert row["support"] == s[i]
-    assert report["per_class"][0] == {**report["per_class"][0], "label": 0, "activity_id": 1,
+    assert report["per_class"][0] == {**report["per_class"][0], "label": 0, "id": 1,
                                       "name": "lying"}
     assert [s["subject"] for s in report["per_subject"]] == [106]
     assert report["per_subject"][0]["f1_macro"] == pytest.approx(report["overall"]["f1_macro"])

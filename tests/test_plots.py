@@ -61,7 +61,7 @@ def test_timeline_png_size_grows_with_recordings(trained, tmp_path):
         predictor = Predictor.load(trained.checkpoint)
         one = predict_path(predictor, trained.held_out)
     unlabelled = Timeline("live.dat", one[0].start_s, one[0].end_s, one[0].predicted,
-                          one[0].probability, np.full(len(one[0]), -1), labelled=False)
+                          one[0].probability, np.full(len(one[0]), -1), (), labelled=False)
     for timelines in (one, one + [unlabelled]):
         path = plots.plot_timeline(timelines, predictor.classes, predictor.hop_s,
                                    tmp_path / f"t{len(timelines)}.png")

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep import pamap2, windows
+from data_prep import windows
+from data_prep.datasets import pamap2
 from data_prep.transform import GapFiller, Preprocessing, Windower, cut, stretches
 from har.evaluate import evaluate
 from har.predict import Predictor, predict_path, summarize, torch_threads
@@ -61,7 +62,8 @@ def _same_timeline(a, b):
     np.testing.assert_array_equal(a.predicted, b.predicted)
     np.testing.assert_array_equal(a.start_s, b.start_s)
     np.testing.assert_array_equal(a.end_s, b.end_s)
-    np.testing.assert_array_equal(a.true_id, b.true_id)
+    np.testing.assert_array_equal(a.true, b.true)
+    assert a.true_names() == b.true_names()
     np.testing.assert_allclose(a.probability, b.probability, atol=1e-5)
     assert a.labelled == b.labelled and a.dropped_nan == b.dropped_nan
 
@@ -97,7 +99,7 @@ def test_timeline_csv_and_summary(trained, tmp_path, run_cli):
     rows = _rows(out)
     assert list(rows[0]) == ["start_s", "end_s", "activity", "probability", "true_activity"]
     predictor = Predictor.load(trained.checkpoint)
-    window_s = predictor.prep.window / predictor.prep.rate_hz
+    window_s = predictor.prep.window / predictor.prep.step_rate_hz
     assert all(float(r["end_s"]) - float(r["start_s"]) == pytest.approx(window_s, abs=0.011)
                for r in rows)
     assert {r["activity"] for r in rows} <= set(predictor.classes)
@@ -253,7 +255,7 @@ def _random_recording(rng, n: int, channels: int):
     ts = 5 + np.arange(n) / 100.0
     for g in rng.integers(0, n, 3):
         ts[g:] += rng.uniform(0.02, 3)                      # timestamp gaps, some tiny
-    act = np.repeat(rng.choice([0, 1, 2, 4], size=n // 150 + 1), 150)[:n].astype(np.int16)
+    act = np.repeat(rng.choice([0, 1, 2, 4], size=n // 150 + 1), 150)[:n].astype(np.int64)
     values = rng.normal(size=(n, channels)).astype(np.float32)
     for c in range(channels):
         for _ in range(rng.integers(0, 6)):
@@ -286,7 +288,8 @@ def test_gap_filler_and_windower_equal_the_whole_recording(seed):
     ts, act, values = _random_recording(rng, n, c)
     whole = values.copy(order="F")
     windows.fill_gaps(ts, whole, [0], pamap2.SAMPLE_RATE_HZ)
-    released, _ = _feed(rng, ts, act, values, GapFiller(c, hold=[0]))
+    rate = pamap2.SAMPLE_RATE_HZ
+    released, _ = _feed(rng, ts, act, values, GapFiller(c, rate, hold=[0]))
     np.testing.assert_array_equal(np.concatenate([r.values for r in released]), whole)
 
     signals = np.full((n, len(pamap2.SIGNAL_COLUMNS)), np.nan, np.float32)
@@ -296,10 +299,11 @@ def test_gap_filler_and_windower_equal_the_whole_recording(seed):
                                                    (2, True, 40, 13, False),
                                                    (1, False, 10, 3, True),
                                                    (3, True, 8, 4, False)]:
-        prep = Preprocessing(pamap2.SIGNAL_COLUMNS[:c], q, antialias, window, stride)
-        cuts = [cut(signals, a, b, prep) for a, b in stretches(ts, act, by_label)]
+        prep = Preprocessing(pamap2.SIGNAL_COLUMNS[:c], rate, q, antialias, window, stride)
+        columns = prep.columns(pamap2.SIGNAL_COLUMNS)
+        cuts = [cut(signals, a, b, prep, columns) for a, b in stretches(ts, act, by_label, rate)]
         windower = Windower(prep, by_label=by_label)
-        _, streamed = _feed(rng, ts, act, values, GapFiller(c, hold=[0]), windower)
+        _, streamed = _feed(rng, ts, act, values, GapFiller(c, rate, hold=[0]), windower)
         expected = np.concatenate([w.x for w in cuts])
         got = np.stack([w.x for w in streamed]) if streamed else expected[:0]
         np.testing.assert_array_equal(got, expected)

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep import load_prepare_config, load_prepared, pamap2, prepare, read
-from tests.conftest import activity_blocks, assert_umask_modes, write_dat
+from data_prep import load_prepare_config, load_prepared, prepare
+from data_prep.cache import CACHE_VERSION
+from data_prep.datasets import pamap2
+from tests.conftest import activity_blocks, assert_umask_modes, one_error_line, write_dat
 
 SMALL = ["--downsample", "1", "--window", "10", "--overlap", "0", "--no-normalize"]
 
@@ -43,13 +45,13 @@ def test_first_row_is_data_and_labels_map_in_ascending_id_order(tmp_path):
     meta = _prep(tmp_path / "raw", tmp_path / "out")
     data = load_prepared(tmp_path / "out")
     train = data["train"]
-    assert [c["activity_id"] for c in meta["classes"]] == list(pamap2.PROTOCOL_ACTIVITIES)
-    assert meta["classes"][11] == {"label": 11, "activity_id": 24, "name": "rope jumping"}
+    assert [c["id"] for c in meta["classes"]] == list(pamap2.PROTOCOL_ACTIVITIES)
+    assert meta["classes"][11] == {"label": 11, "id": 24, "name": "rope jumping"}
     assert list(train.y) == [11] * 3 + [0] * 2 + [3] * 4
     cols = [pamap2.COLUMN_INDEX[c] for c in pamap2.imu_channels()]
     np.testing.assert_allclose(train.x[0], rows[:10, cols], rtol=1e-6)   # row 1 is not a header
     assert train.x.dtype == np.float32 and train.x.shape == (9, 10, 36)
-    assert meta["dropped"]["rows_transient"] == 7
+    assert meta["dropped"]["rows_excluded"] == 7            # transient
 
 
 def test_windows_never_cross_an_activity_change_or_a_timestamp_gap(tmp_path):
@@ -133,7 +135,7 @@ def test_include_optional_adds_six_classes(tmp_path):
     meta = _prep(tmp_path / "raw", tmp_path / "p")
     assert len(meta["classes"]) == 12 and meta["splits"]["train"]["windows"] == 3
     meta = _prep(tmp_path / "raw", tmp_path / "o", include_optional=True)
-    ids = [c["activity_id"] for c in meta["classes"]]
+    ids = [c["id"] for c in meta["classes"]]
     assert len(ids) == 18 and ids == sorted(ids) and {9, 10, 11, 18, 19, 20} <= set(ids)
     y = load_prepared(tmp_path / "o")["train"].y
     assert sorted(set(y.tolist())) == [0, ids.index(9), ids.index(20)]
@@ -201,8 +203,8 @@ def test_existing_out_needs_force_and_a_failed_run_leaves_nothing(tmp_path, run_
 def test_cache_skips_parsing_and_notices_a_changed_file(tmp_path, monkeypatch):
     _three_subjects(tmp_path / "raw")
     calls = []
-    real = read.parse_bytes
-    monkeypatch.setattr(read, "parse_bytes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pamap2.parse_bytes
+    monkeypatch.setattr(pamap2, "parse_bytes", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = _prep(tmp_path / "raw", tmp_path / "a")
     assert len(calls) == 3
     second = _prep(tmp_path / "raw", tmp_path / "b", window=20)      # other window: no parse
@@ -227,7 +229,7 @@ def test_prepared_folder_and_cache_entries_get_the_umask_mode(tmp_path, run_cli,
     out = tmp_path / "out"
     assert "meta.json" in [p.name for p in out.iterdir()]
     assert_umask_modes(out, *out.iterdir())
-    entries = [p for p in (tmp_path / "cache/pamap2" / read.CACHE_VERSION).iterdir()
+    entries = [p for p in (tmp_path / "cache/pamap2" / CACHE_VERSION).iterdir()
                if p.is_dir()]
     assert len(entries) == 3
     assert_umask_modes(*entries, *(f for e in entries for f in e.iterdir()))
@@ -325,9 +327,13 @@ def test_missing_path_and_folder_without_recordings(tmp_path, run_cli):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty/notes.txt").write_text("hi")
     code, _, err = run_cli("prepare", tmp_path / "empty", "--out", tmp_path / "o")
-    assert code == 2 and "no subject*.dat files found" in err
-    code, _, err = run_cli("prepare", tmp_path / "empty/notes.txt", "--out", tmp_path / "o")
-    assert code == 2 and "not a .zip" in err
+    line = one_error_line(err)
+    assert code == 2 and "holds no dataset harkit recognises" in line
+    assert all(f"{name}:" in line for name in ("pamap2", "uea", "csv"))      # layouts tried
+    code, _, err = run_cli("prepare", tmp_path / "empty", "--dataset", "pamap2")
+    assert code == 2 and "no subject*.dat files found" in one_error_line(err)
+    code, _, err = run_cli("prepare", tmp_path / "empty/notes.txt", "--dataset", "pamap2")
+    assert code == 2 and "not a .zip" in one_error_line(err)
 
 
 def test_corrupt_zip_is_refused(tmp_path, run_cli):

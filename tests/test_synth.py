@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep import pamap2, synth
+from data_prep import synth
+from data_prep.datasets import pamap2
 from data_prep.synth import synth_pamap2
 from harkit.errors import HarError
 
@@ -123,12 +124,15 @@ def test_optional_activities_and_subject_differences(sample):
 
 
 def test_project_reader_accepts_the_files(sample):
-    from data_prep.read import ParseCache, discover, read_recording
+    from data_prep import load_prepare_config
+    from data_prep.cache import ParseCache
+    from data_prep.read import read_source
 
     out, _ = sample
-    sources = discover(out, include_optional=True)
+    opts = load_prepare_config(None, {"include_optional": True})
+    sources = pamap2.DATASET.sources(out, opts)
     assert len(sources) == 7
-    rec = read_recording(sources[0], ParseCache(None))
+    (rec,) = read_source(pamap2.DATASET, sources[0], opts, ParseCache(None, "pamap2"))
     assert rec.rows > 1000 and rec.signals.shape[1] == len(pamap2.SIGNAL_COLUMNS)
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep import load_prepare_config, load_prepared, pamap2, prepare
+from data_prep import load_prepare_config, load_prepared, prepare
+from data_prep.datasets import pamap2
 from har.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from har.device import cpu_bf16_supported
 from har.evaluate import evaluate
@@ -180,15 +181,17 @@ def test_cli_models_lists_parameters_and_macs(run_cli):
 def test_checkpoint_round_trip_with_weights_only(data, tmp_path):
     _fit(data, tmp_path / "run", epochs=2)
     raw = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
-    assert raw["format"] == "harkit.checkpoint" and raw["format_version"] == 1
+    assert raw["format"] == "harkit.checkpoint" and raw["format_version"] == 2
     assert {"model", "input_shape", "classes", "class_ids", "channels", "normalization",
             "preprocessing", "training", "epoch", "best_val_f1_macro", "state_dict",
             "optimizer", "scheduler", "scaler", "rng", "data_digest"} <= set(raw)
     assert raw["input_shape"] == [1, 16, 3]
     assert raw["channels"] == ["hand_acc16_x", "hand_acc16_y", "hand_acc16_z"]
     assert raw["class_ids"][:4] == [1, 2, 3, 4] and raw["classes"][0] == "lying"
-    assert raw["preprocessing"]["window"] == 16 and raw["preprocessing"]["sensors"] == ["hand"]
-    assert raw["preprocessing"]["downsample"] == 1 and raw["preprocessing"]["stride"] == 16
+    pre = raw["preprocessing"]
+    assert pre["dataset"] == "pamap2" and pre["window"] == 16 and pre["stride"] == 16
+    assert pre["options"]["sensors"] == ["hand"] and pre["options"]["downsample"] == 1
+    assert pre["source_rate_hz"] == 100.0 and pre["sample_rate_hz"] == 100.0
     assert len(raw["normalization"]["mean"]) == 3
 
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
