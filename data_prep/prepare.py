@@ -70,6 +70,7 @@ def prepare(path, config, *, force: bool = False, cache_dir: Optional[Path] = No
     if out.exists() and not force:
         raise HarError(f"{out} already exists; pass --force to replace it or choose another --out")
     adapter = get_dataset(config.dataset)
+    config = adapter.resolve(Path(path), config)
     if adapter.kind == "windows":
         return _prepare_windows(adapter, Path(path), config, force, progress, t0)
     sources = adapter.sources(Path(path), config)

@@ -46,7 +46,7 @@ class Preprocessing:
         unknown = [c for c in self.channels if c not in index]
         if unknown:
             raise HarError(f"{name} lacks the channel(s) {', '.join(unknown[:4])}"
-                           f"{' and more' if len(unknown) > 4 else ''} the model needs; it has "
+                           f"{' and more' if len(unknown) > 4 else ''}; it has "
                            f"{', '.join(list(available)[:12])}"
                            f"{', ...' if len(available) > 12 else ''}")
         return [index[c] for c in self.channels]

@@ -249,6 +249,11 @@ class Dataset:
     def validate(self, opts) -> None:
         """Adapter-specific option checks beyond types and ranges (HarError naming the option)."""
 
+    def resolve(self, path: Path, opts):
+        """``opts`` with the choices it leaves to the data made explicit (e.g. which columns
+        are the channels), so meta.json records them and every file is read the same way."""
+        return opts
+
     # ---- recordings
     def sources(self, path: Path, opts) -> List["Source"]:   # noqa: F821
         """The files to read under ``path`` for ``har prepare``, in a stable order."""

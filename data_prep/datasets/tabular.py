@@ -113,6 +113,24 @@ class Tabular(Dataset):
         if _delimiter(opts.delimiter) is not None and len(_delimiter(opts.delimiter)) != 1:
             raise HarError(f"--delimiter {opts.delimiter!r} must be one character (or 'tab')")
 
+    def resolve(self, path: Path, opts: CsvOptions) -> CsvOptions:
+        """No ``--channels``: the numeric columns of the first file, decided once for all."""
+        if opts.channels:
+            return opts
+        first = _files(Path(path))[0]
+        source = file_source(first)
+        data = source.read_bytes()
+        if Path(first).suffix.lower() in PARQUET_SUFFIXES:
+            chosen = _read_parquet(data, source, opts, columns_only=True)
+        else:
+            head = bytes(data[:SNIFF_BYTES]).decode("utf-8", "replace")
+            delimiter = _delimiter(opts.delimiter) or _sniff(head, first.suffix.lower(),
+                                                             str(first))
+            columns = _header_of(head, delimiter)
+            chosen = _choose_columns(columns, str(first), opts,
+                                     _numeric_columns(head, delimiter, columns))
+        return dataclasses.replace(opts, channels=list(chosen["channels"]))
+
     def channels(self, opts: CsvOptions) -> Optional[List[Channel]]:
         return [Channel(c) for c in opts.channels] or None
 
@@ -249,8 +267,7 @@ def _read_table(data, source: Source, opts: CsvOptions) -> Tuple[_Table, int]:
         raise HarError(f"{source.name} is empty; remove it or fill it")
     head = bytes(data[:SNIFF_BYTES]).decode("utf-8", "replace")
     delimiter = _delimiter(opts.delimiter) or _sniff(head, suffix, source.name)
-    columns = next(pycsv.reader(io.StringIO(head.split("\n", 1)[0]), delimiter=delimiter))
-    columns = [c.strip() for c in columns]
+    columns = _header_of(head, delimiter)
     chosen = _choose_columns(columns, source.name, opts, numeric=_numeric_columns(
         head, delimiter, columns))
     return _parse_text(data, source, opts, delimiter, columns, chosen), 1
@@ -269,15 +286,24 @@ def _sniff(head: str, suffix: str, name: str) -> str:
                        "--delimiter (e.g. --delimiter ',' or --delimiter tab)") from None
 
 
+def _header_of(head: str, delimiter: str) -> List[str]:
+    """The column names on the first line of ``head``."""
+    first = head.split("\n", 1)[0].rstrip("\r")
+    return [c.strip() for c in next(pycsv.reader([first], delimiter=delimiter), [])]
+
+
 def _numeric_columns(head: str, delimiter: str, columns: List[str]) -> List[bool]:
-    """Per column: do its values in the first lines all read as numbers (empty ones aside)?"""
-    rows = list(pycsv.reader(io.StringIO(head), delimiter=delimiter))[1:50]
+    """Per column: do nine in ten or more of its values in the first lines read as numbers
+    (empty ones aside)? A stray bad value then fails the parse with its line named, instead of
+    silently taking the column out of the channels."""
+    rows = list(pycsv.reader(io.StringIO(head), delimiter=delimiter))[1:200]
     if rows and len(head) >= SNIFF_BYTES:
         rows = rows[:-1]                       # the last line may be cut off
     out = []
     for j in range(len(columns)):
         values = [r[j].strip() for r in rows if j < len(r) and r[j].strip()]
-        out.append(bool(values) and all(_is_number(v) for v in values))
+        numbers = sum(_is_number(v) for v in values)
+        out.append(bool(values) and numbers >= 0.9 * len(values))
     return out
 
 
@@ -327,11 +353,16 @@ def _parse_text(data, source: Source, opts: CsvOptions, delimiter: str, columns:
     for role in ("label", "subject", "recording"):
         if chosen[role]:
             types[chosen[role]] = pa.string()
-    if chosen["time"]:
-        types[chosen["time"]] = pa.float64()
     include = list(dict.fromkeys(c for c in (chosen["time"], chosen["label"], chosen["subject"],
                                              chosen["recording"], *chosen["channels"]) if c))
-    for attempt in ("number", "datetime"):
+    # The time column: numbers first; date-times (naive, then with a zone offset) when its
+    # first values are not numbers; anything else pandas parses later (_pandas_datetimes).
+    time_types = [pa.float64()]
+    if chosen["time"] and _time_is_text(data, delimiter, columns, chosen):
+        time_types = [pa.timestamp("ns"), pa.timestamp("ns", tz="UTC"), pa.string()]
+    for i, time_type in enumerate(time_types):
+        if chosen["time"]:
+            types[chosen["time"]] = time_type
         try:
             table = pacsv.read_csv(
                 pa.py_buffer(data),
@@ -343,11 +374,8 @@ def _parse_text(data, source: Source, opts: CsvOptions, delimiter: str, columns:
                     timestamp_parsers=[pacsv.ISO8601]))
             break
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            if attempt == "number" and chosen["time"] and _time_is_text(data, delimiter,
-                                                                         columns, chosen):
-                types[chosen["time"]] = pa.timestamp("ns")
-                continue
-            raise _locate_error(data, source.name, delimiter, columns, chosen) from None
+            if i + 1 == len(time_types):
+                raise _locate_error(data, source.name, delimiter, columns, chosen) from None
     return _Table(columns, {c: table.column(c) for c in include}, chosen["channels"])
 
 
@@ -383,7 +411,7 @@ def _locate_error(data, name: str, delimiter: str, columns: List[str],
                     "holds values that are neither; fix the column or pass --time-col")
 
 
-def _read_parquet(data, source: Source, opts: CsvOptions) -> _Table:
+def _read_parquet(data, source: Source, opts: CsvOptions, columns_only: bool = False):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -396,6 +424,8 @@ def _read_parquet(data, source: Source, opts: CsvOptions) -> _Table:
     columns = list(schema.names)
     numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in schema.types]
     chosen = _choose_columns(columns, source.name, opts, numeric)
+    if columns_only:
+        return chosen
     for col in chosen["channels"]:
         kind = schema.field(col).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):

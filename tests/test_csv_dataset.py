@@ -1,0 +1,265 @@
+"""The ``csv`` adapter: your own recordings as CSV/TSV/Parquet files, prepared, trained on and
+predicted from (batch and streamed), and every bad input as one line + exit code 2. Each test
+writes its own small files."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep import load_prepare_config, load_prepared, prepare
+from tests.conftest import one_error_line
+
+RATE = 50.0
+ACTIVITIES = ("walk", "sit", "run")
+
+
+def _signals(rng, label: str, n: int, t0: float):
+    """Two channels a small CNN separates: a sine whose frequency and offset depend on the
+    label, plus noise."""
+    t = t0 + np.arange(n) / RATE
+    f = {"walk": 2.0, "sit": 0.2, "run": 3.5}[label]
+    ax = np.sin(2 * np.pi * f * t) + (label == "run") + rng.normal(0, 0.1, n)
+    ay = np.cos(2 * np.pi * f * t) - (label == "sit") + rng.normal(0, 0.1, n)
+    return t, ax, ay
+
+
+def write_subject(path: Path, subject: str, seed: int, plan=ACTIVITIES * 2, rows: int = 150,
+                  jitter: float = 0.0, gap_after: int = -1, sep: str = ",",
+                  time_format=None, extra=None):
+    """One recording: ``time,ax,ay,label,subject`` rows, ``rows`` per activity of ``plan``;
+    ``jitter`` (s) perturbs the timestamps, ``gap_after`` inserts a 2 s gap after that block."""
+    rng = np.random.default_rng(seed)
+    lines = [sep.join(["time", "ax", "ay", "label", "subject"] + list(extra or {}))]
+    t0 = 1.0
+    for k, label in enumerate(plan):
+        t, ax, ay = _signals(rng, label, rows, t0)
+        t = t + rng.uniform(-jitter, jitter, rows) if jitter else t
+        for i in range(rows):
+            when = time_format(t[i]) if time_format else f"{t[i]:.4f}"
+            cells = [when, f"{ax[i]:.5f}", f"{ay[i]:.5f}", label, subject]
+            lines.append(sep.join(cells + [str(v) for v in (extra or {}).values()]))
+        t0 = t[-1] + 1 / RATE + (2.0 if k == gap_after else 0.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _study(root: Path, subjects=("P01", "P02", "P03", "P04"), **kw) -> Path:
+    for i, s in enumerate(subjects):
+        write_subject(root / f"{s}.csv", s, seed=i, **kw)
+    return root
+
+
+def _options(out: Path, **overrides):
+    base = {"out": str(out), "window": 32, "overlap": 0.5, "val_subjects": ["P03"],
+            "test_subjects": ["P04"]}
+    return load_prepare_config(None, {**base, **overrides}, "csv")
+
+
+# --------------------------------------------------------------------------- preparing
+def test_string_labels_and_subjects_irregular_time_with_a_gap(tmp_path):
+    raw = _study(tmp_path / "raw", jitter=0.002, gap_after=1)
+    meta = prepare(raw, _options(tmp_path / "out"), use_cache=False)
+    assert meta["dataset"] == "csv" and meta["options"]["label_col"] == "label"
+    assert [c["name"] for c in meta["classes"]] == ["run", "sit", "walk"]      # sorted labels
+    assert meta["channels"] == ["ax", "ay"]                                    # numeric, in order
+    assert meta["source_rate_hz"] == pytest.approx(RATE, rel=0.01)            # median step
+    assert meta["splits"]["val"]["subjects"] == ["P03"]
+    assert meta["splits"]["train"]["subjects"] == ["P01", "P02"]
+    data = load_prepared(tmp_path / "out")
+    assert data["test"].subject.tolist() == ["P04"] * len(data["test"])
+    # no window crosses the 2 s gap after block 1 or a change of label: every window's steps
+    # come from one block of 150 rows, so a block yields (150 - 32) // 16 + 1 = 8 windows
+    assert meta["splits"]["train"]["windows"] == 2 * 6 * 8
+    assert meta["dropped"]["rows_without_label"] == 0
+
+
+def test_rate_resamples_each_stretch_onto_an_even_grid(tmp_path):
+    raw = _study(tmp_path / "raw", jitter=0.004)
+    meta = prepare(raw, _options(tmp_path / "out", rate=25.0), use_cache=False)
+    assert meta["source_rate_hz"] == 25.0 and meta["sample_rate_hz"] == 25.0
+    assert meta["options"]["rate"] == 25.0
+    rows_per_block = 150 / RATE * 25        # 3 s of rows at 25 Hz per block: 1 window each
+    assert meta["splits"]["train"]["windows"] == 2 * 6 * int((rows_per_block - 32) // 16 + 1)
+
+
+def test_classes_option_fixes_order_and_subset_other_rows_are_counted(tmp_path):
+    raw = _study(tmp_path / "raw")
+    meta = prepare(raw, _options(tmp_path / "out", classes=["walk", "run"]), use_cache=False)
+    assert [c["name"] for c in meta["classes"]] == ["walk", "run"]
+    assert meta["dropped"]["rows_other_labels"] == 4 * 2 * 150                 # "sit", dropped
+    assert meta["dropped"]["other_labels"] == {"sit": 1200}
+    assert load_prepared(tmp_path / "out")["train"].y.max() == 1
+
+
+def test_several_recordings_in_one_file_tsv_parquet_and_subject_from_name(tmp_path):
+    import pandas as pd
+
+    raw = tmp_path / "raw"
+    a = write_subject(tmp_path / "a.csv", "P01", seed=0, extra={"session": "s1"})
+    b = write_subject(tmp_path / "b.csv", "P01", seed=1, extra={"session": "s2"})
+    both = pd.concat([pd.read_csv(a), pd.read_csv(b)])
+    raw.mkdir()
+    both.to_csv(raw / "subject_P01.tsv", sep="\t", index=False)          # one file, 2 sessions
+    pd.read_csv(write_subject(tmp_path / "c.csv", "x", seed=2, extra={"session": "s1"})
+                ).to_parquet(raw / "subject_P02.parquet")
+    write_subject(raw / "nested" / "subject_P03.csv", "x", seed=3, sep=";",
+                  extra={"session": "s1"})
+    opts = _options(tmp_path / "out", subject_col="", subject_from_name=r"subject_(P\d+)",
+                    recording_col="session", val_subjects=[], test_subjects=["P03"])
+    meta = prepare(raw, opts, use_cache=False)
+    names = sorted(s["file"] for s in meta["sources"])
+    assert sum("#s1" in n or "#s2" in n for n in names) == 2                 # split by session
+    assert meta["splits"]["train"]["subjects"] == ["P01", "P02"]
+    assert {s["subject"] for s in meta["sources"]} == {"P01", "P02", "P03"}
+    assert meta["splits"]["test"]["windows"] == 6 * 8
+
+
+def test_no_time_column_with_rate_and_datetime_time_columns(tmp_path):
+    import datetime as dt
+
+    start = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.timezone.utc)
+    iso = _study(tmp_path / "iso", time_format=lambda t: (start + dt.timedelta(seconds=t))
+                 .isoformat(timespec="milliseconds"))
+    meta = prepare(iso, _options(tmp_path / "a"), use_cache=False)
+    assert meta["source_rate_hz"] == pytest.approx(RATE, rel=1e-3)
+    plain = _study(tmp_path / "plain")
+    seconds = prepare(plain, _options(tmp_path / "b"), use_cache=False)
+    np.testing.assert_allclose(load_prepared(tmp_path / "a")["train"].x,
+                               load_prepared(tmp_path / "b")["train"].x, atol=1e-5)
+    assert seconds["splits"] == meta["splits"]
+    norate = prepare(plain, _options(tmp_path / "c", time_col="", rate=RATE), use_cache=False)
+    assert norate["splits"] == meta["splits"]
+
+
+def test_cache_is_used_for_a_second_preparation(tmp_path, monkeypatch):
+    from data_prep.datasets import tabular
+
+    raw = _study(tmp_path / "raw")
+    calls = []
+    real = tabular._read_table
+    monkeypatch.setattr(tabular, "_read_table", lambda *a: calls.append(1) or real(*a))
+    first = prepare(raw, _options(tmp_path / "a"), cache_dir=tmp_path / "cache")
+    second = prepare(raw, _options(tmp_path / "b", window=20), cache_dir=tmp_path / "cache")
+    assert len(calls) == 4 and second["sources"] == first["sources"]
+    prepare(raw, _options(tmp_path / "c", label_col="subject"), cache_dir=tmp_path / "cache")
+    assert len(calls) == 8                         # another label column: parsed again
+
+
+# --------------------------------------------------------------------------- the whole flow
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    from har.train import fit
+
+    root = tmp_path_factory.mktemp("csv_flow")
+    raw = _study(root / "raw")
+    prepare(raw, _options(root / "prep"), use_cache=False)
+    fit(root / "prep", "resnet", out=root / "run", hparams={"blocks": [1, 1], "widths": [8, 8]},
+        epochs=8, batch_size=16, lr=3e-3, threads=1, seed=0, amp=False)
+    return root
+
+
+def test_train_then_predict_a_csv_recording(csv_run, run_cli):
+    summary = json.loads((csv_run / "run" / "summary.json").read_text())
+    assert summary["test"]["f1_macro"] > 0.6                         # chance: ~0.33
+    code, out, err = run_cli("predict", csv_run / "run" / "best.pt", csv_run / "raw/P04.csv",
+                             "--by-label", "--out", csv_run / "t.csv")
+    assert code == 0, err
+    assert "macro F1" in out
+    header = (csv_run / "t.csv").read_text().splitlines()[0]
+    assert header == "start_s,end_s,activity,probability,true_activity"
+
+
+def test_predict_without_labels_and_stream_equals_batch(csv_run, tmp_path, monkeypatch,
+                                                        run_cli):
+    from har.predict import Predictor, predict_path
+    from har.stream import Stream
+
+    text = (csv_run / "raw/P04.csv").read_text()
+    unlabelled = tmp_path / "live.csv"
+    unlabelled.write_text("\n".join(",".join(line.split(",")[:3])
+                                    for line in text.splitlines()) + "\n")
+    predictor = Predictor.load(csv_run / "run" / "best.pt")
+    batch = predict_path(predictor, unlabelled)[0]
+    assert len(batch) > 0 and not batch.labelled
+    chunks = [c.encode() for c in _pieces(unlabelled.read_text(), 7)]
+    stream = Stream(predictor, chunks, name="live")
+    list(stream)
+    streamed = stream.timeline()
+    np.testing.assert_array_equal(streamed.predicted, batch.predicted)
+    np.testing.assert_array_equal(streamed.start_s, batch.start_s)
+    np.testing.assert_allclose(streamed.probability, batch.probability, atol=1e-5)
+    labelled = Stream(predictor, [c.encode() for c in _pieces(text, 3)], name="stdin")
+    list(labelled)
+    whole = predict_path(predictor, csv_run / "raw/P04.csv")[0]
+    assert labelled.timeline().true_names() == whole.true_names()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    code, out, err = run_cli("predict", csv_run / "run" / "best.pt", "-", "--threads", "1")
+    assert code == 0, err
+    assert out.splitlines()[0].split()[:3] == ["start_s", "end_s", "activity"]
+
+
+def _pieces(text: str, count: int):
+    lines = text.splitlines(keepends=True)
+    cuts = np.linspace(0, len(lines), count + 1).astype(int)
+    return ["".join(lines[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+# --------------------------------------------------------------------------- bad input
+def _fails(run_cli, *args, words=()):
+    code, out, err = run_cli("prepare", *args)
+    line = one_error_line(err)
+    assert code == 2 and all(w in line for w in words), line
+    return line
+
+
+def test_bad_columns_values_and_options_are_one_line_errors(tmp_path, run_cli):
+    raw = _study(tmp_path / "raw")
+    out = tmp_path / "out"
+    common = (raw, "--dataset", "csv", "--out", out, "--window", "32")
+    _fails(run_cli, *common, "--label-col", "activity",
+           words=["no column 'activity' (--label-col)", "time, ax, ay, label, subject"])
+    _fails(run_cli, *common, "--channels", "ax,az", words=["no column 'az'", "--channels"])
+    _fails(run_cli, *common, "--time-col", "", words=["no --time-col and no --rate"])
+    _fails(run_cli, *common, "--subject-col", "", "--subject-from-name", r"(Q\d+)",
+           words=["does not match", "P01.csv"])
+    bad = (raw / "P02.csv").read_text().splitlines()
+    bad[40] = bad[40].replace(bad[40].split(",")[1], "oops", 1)
+    (raw / "P02.csv").write_text("\n".join(bad) + "\n")
+    _fails(run_cli, *common, words=["P02.csv line 41", "'ax'", "'oops' is not a number"])
+    assert not out.exists()
+
+
+def test_unsorted_or_duplicate_timestamps_name_the_line(tmp_path, run_cli):
+    for case, edit in (("back", lambda ls: ls[:20] + [ls[25]] + ls[20:25] + ls[26:]),
+                       ("dup", lambda ls: ls[:30] + [ls[29]] + ls[30:])):
+        raw = tmp_path / case
+        f = write_subject(raw / "P01.csv", "P01", seed=0)
+        lines = f.read_text().splitlines()
+        f.write_text("\n".join(edit(lines)) + "\n")
+        line = _fails(run_cli, raw, "--dataset", "csv", "--out", tmp_path / "o",
+                      words=["P01.csv line", "sort the rows by time"])
+        assert ("line 22" in line) if case == "back" else ("line 31" in line and "repeats"
+                                                           in line)
+
+
+def test_a_config_file_holds_the_study_layout(tmp_path, run_cli):
+    raw = _study(tmp_path / "raw", subjects=("A1", "A2", "A3"))
+    for f in raw.iterdir():                     # the study names its columns differently
+        f.write_text(f.read_text().replace("label,subject", "activity,participant", 1))
+    study = tmp_path / "study.toml"
+    study.write_text('[prepare]\ndataset = "csv"\nlabel_col = "activity"\n'
+                     'subject_col = "participant"\nwindow = 32\nval_subjects = ["A2"]\n'
+                     'test_subjects = ["A3"]\n')
+    code, out, err = run_cli("prepare", raw, "--config", study, "--out", tmp_path / "o")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "o/meta.json").read_text())
+    assert meta["splits"]["test"]["subjects"] == ["A3"] and meta["options"]["window"] == 32
+    code, _, err = run_cli("prepare", raw, "--config", study, "--sensors", "hand")
+    assert code == 2 and "--sensors" in one_error_line(err) and "csv" in err
