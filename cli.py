@@ -17,8 +17,9 @@ from harkit import __version__
 from harkit.errors import HarError
 
 DATASETS = click.Choice(["pamap2"])
+SYNTH_DATASETS = click.Choice(["pamap2", "csv"])
 #: The commands in the order of the main flow (``har --help`` lists them so).
-FLOW = ("synth", "download", "datasets", "prepare", "train", "evaluate", "predict", "plot",
+FLOW = ("synth", "download", "datasets", "prepare", "train", "cv", "evaluate", "predict", "plot",
         "bench", "export", "models")
 
 
@@ -39,6 +40,7 @@ def cli():
       har datasets                     # the dataset adapters (PAMAP2, your CSV/Parquet, UEA .ts)
       har prepare raw/                 # raw recordings -> prepared/pamap2
       har train --model resnet         # -> runs/resnet-<time>/best.pt, metrics.csv, curves.png
+      har cv prepared/pamap2 --folds loso   # subject-wise cross-validation: mean ± std, pooled
       har evaluate runs/<run>/best.pt  # per class, per subject, confusion matrix (+ PNG)
       har predict runs/<run>/best.pt raw/Protocol/subject106.dat --out timeline.csv
       har plot runs/<run>              # redraw curves.png from metrics.csv
@@ -79,45 +81,47 @@ SUBJECTS = CommaList(int, allow_none=True)
 
 # --------------------------------------------------------------------------- synth
 @cli.command()
-@click.argument("dataset", type=DATASETS)
+@click.argument("dataset", type=SYNTH_DATASETS)
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Random seed; same seed, same bytes.")
-@click.option(
-    "--seconds-per-activity",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Nominal seconds of each activity per subject (varied per subject).",
-)
+@click.option("--seconds-per-activity", type=float, default=None,
+              help="Nominal seconds of each activity per subject (varied per subject) "
+                   "[default: 60 for pamap2, 30 for csv].")
 @click.option("--subjects", type=INT_LIST, default=None,
-              help="Comma-separated subject IDs (default 101-109).")
-@click.option("--optional", is_flag=True, help="Also write Optional/ with activities 9-11, 18-20.")
-@click.option(
-    "--full-size",
-    is_flag=True,
-    help="Reproduce the real Protocol folder's size (~2.9 M rows, ~1.3 GB); for benchmarks.",
-)
+              help="Comma-separated PAMAP2 subject IDs (default 101-109; csv: 101-106, "
+                   "written as P01-P06).")
+@click.option("--optional", is_flag=True,
+              help="pamap2: also write Optional/ with activities 9-11, 18-20.")
+@click.option("--full-size", is_flag=True,
+              help="pamap2: the real Protocol folder's size (~2.9 M rows, ~1.3 GB); for "
+                   "benchmarks.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 def synth(dataset, out, seed, seconds_per_activity, subjects, optional, full_size, force):
     """Write synthetic recordings in the exact raw file format of DATASET to OUT.
+
+    pamap2: Protocol/subjectNNN.dat files. csv: a wrist-IMU study of your own, one CSV file
+    per participant (time, acc_x..gyro_z, activity, participant at 50 Hz). Scores on synthetic
+    data are not published scores.
 
     \b
     Example:
       har synth pamap2 demo/raw --seconds-per-activity 30 --seed 0
       har synth pamap2 bench/raw --full-size
+      har synth csv study/ --seed 0
     """
-    from data_prep.synth import synth_pamap2
+    from data_prep.synth import synth_csv, synth_pamap2
 
-    report = synth_pamap2(
-        out,
-        seed=seed,
-        seconds_per_activity=seconds_per_activity,
-        subjects=subjects,
-        optional=optional,
-        full_size=full_size,
-        force=force,
-        progress=True,
-    )
+    if dataset == "csv":
+        for flag, name in ((optional, "--optional"), (full_size, "--full-size")):
+            if flag:
+                raise HarError(f"{name} applies to pamap2 only; drop it for csv")
+        report = synth_csv(out, seed=seed, seconds_per_activity=seconds_per_activity or 30.0,
+                           subjects=subjects, force=force, progress=True)
+    else:
+        report = synth_pamap2(out, seed=seed,
+                              seconds_per_activity=seconds_per_activity or 60.0,
+                              subjects=subjects, optional=optional, full_size=full_size,
+                              force=force, progress=True)
     click.echo(f"wrote {report['files']} files, {report['rows']:,} rows, "
                f"{report['bytes'] / 1e6:.1f} MB to {out}")
 
@@ -374,6 +378,70 @@ def result_line(summary: dict) -> str:
     if summary["train_latency_ms"] is not None:
         parts.append(f"train latency {summary['train_latency_ms']:.2f} ms")
     return f"{', '.join(parts)} -> {summary['checkpoint']}"
+
+
+# --------------------------------------------------------------------------- cv
+@cli.command(cls=_WithTrainDefaults)
+@click.argument("data", type=click.Path(path_type=Path), required=False)
+@click.option("--folds", default="loso", show_default=True,
+              help="loso (one fold per subject) or K (K folds of whole subjects, balanced by "
+                   "windows; of cases, stratified by class, for UEA data).")
+@click.option("--select", type=click.Choice(["last", "inner"]), default="last",
+              show_default=True,
+              help="last: score the last epoch; inner: one training subject per fold validates "
+                   "and picks best.pt.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Folds trained at once, in separate processes (CPU threads split between "
+                   "them; one GPU each when there are several).")
+@click.option("--fold", type=int, default=None, metavar="K",
+              help="Train only fold K (1-based; e.g. one job of a SLURM array), no report.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              metavar="OUT", help="(Re)build the report of OUT from its finished folds.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder [default: runs/cv-<model>-<folds>].")
+@click.option("--model", default=None, show_default=True,
+              help="resnet, cnn or deepconvlstm (see 'har models').")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file whose [train] and [model] tables override the defaults.")
+@train_options
+@click.pass_context
+def cv(ctx, data, folds, select, jobs, fold, report_dir, out, model, config_file, **options):
+    """Cross-validate a model on DATA (a prepared folder) by subject: LOSO or K folds.
+
+    Every window of every split takes part, grouped by subject; each fold refits the
+    normalization on its training subjects only and is a normal run folder OUT/fold-<name>/
+    (finished folds are skipped, interrupted ones resume). Prints a table per fold and the mean
+    ± std and pooled scores; writes OUT/cv.csv, summary.json, confusion_pooled.png, folds.png.
+
+    \b
+    Example:
+      har cv prepared/pamap2 --model resnet --folds loso --epochs 30
+      har cv prepared/wisdm --model cnn --folds 5 --seed 0 --jobs 2
+      har cv prepared/pamap2 --folds loso --fold 3 --out runs/cv1   # one fold (a cluster job)
+      har cv --report runs/cv1                                       # the report of the folds
+    """
+    from har.cv.report import format_table, result_line
+    from har.cv.report import report as build_report
+    from har.cv.runner import run as run_cv
+
+    if ctx.get_parameter_source("data") != click.core.ParameterSource.COMMANDLINE:
+        data = None                                    # configs/train.toml's data: not here
+    if report_dir is not None:
+        if data is not None:
+            raise HarError("--report OUT rebuilds a report; drop DATA (or drop --report to run "
+                           "folds)")
+        summary = build_report(report_dir)
+    else:
+        if data is None:
+            raise click.UsageError("pass DATA (a prepared folder), or --report OUT")
+        given = explicit_options(ctx, options)
+        summary = run_cv(data, folds, model=model, out=out, select=select, jobs=jobs, fold=fold,
+                         config=config_file, log=click.echo, **given)
+        if fold is not None:
+            return
+    click.echo(format_table(summary))
+    click.echo(result_line(summary))
+    click.echo(f"wrote {summary['out']}/cv.csv, summary.json, confusion_pooled.png, folds.png")
 
 
 # --------------------------------------------------------------------------- models

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -220,8 +221,11 @@ def synth_pamap2(out: Path, *, seed: int = 0, seconds_per_activity: float = 60.0
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def _check_args(out: Path, seed, seconds_per_activity, subjects, force) -> List[int]:
-    """Validate the arguments at the boundary; return the sorted subject IDs."""
+def _check_args(out: Path, seed, seconds_per_activity, subjects, force,
+                ours=lambda name: name in (pamap2.PROTOCOL_DIR, pamap2.OPTIONAL_DIR),
+                what: str = "a folder with Protocol/ and Optional/ in it") -> List[int]:
+    """Validate the arguments at the boundary; return the sorted subject IDs. ``--force``
+    replaces an existing ``out`` only when every entry in it is ``ours``."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise HarError(f"--seed must be an integer >= 0, got {seed!r}")
     if not (isinstance(seconds_per_activity, (int, float)) and
@@ -238,12 +242,11 @@ def _check_args(out: Path, seed, seconds_per_activity, subjects, force) -> List[
     if out.exists() and not force:
         raise HarError(f"{out} already exists; pass --force to replace it or choose another OUT")
     if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir()
-                         if p.name not in (pamap2.PROTOCOL_DIR, pamap2.OPTIONAL_DIR))
+        foreign = sorted(p.name for p in out.iterdir() if not ours(p.name))
         if foreign:
             raise HarError(f"{out} holds more than synthetic recordings ({', '.join(foreign[:3])}"
-                           f"{', ...' if len(foreign) > 3 else ''}); --force replaces only a "
-                           "folder with Protocol/ and Optional/ in it: choose another OUT")
+                           f"{', ...' if len(foreign) > 3 else ''}); --force replaces only "
+                           f"{what}: choose another OUT")
     return sorted({int(s) for s in chosen})
 
 
@@ -668,3 +671,63 @@ def _write_dat(path: Path, recording: dict) -> None:
     options = pacsv.WriteOptions(include_header=False, delimiter=" ", quoting_style="none",
                                  null_string="NaN", batch_size=1 << 16)
     pacsv.write_csv(table, str(path), options)
+
+
+# --------------------------------------------------------------------------- your own data
+#: ``har synth csv``: a wrist-worn IMU study, the shape of the files users bring.
+CSV_RATE_HZ = 50.0
+CSV_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+
+
+def synth_csv(out: Path, *, seed: int = 0, seconds_per_activity: float = 30.0,
+              subjects: Optional[List[int]] = None, force: bool = False,
+              progress: bool = False) -> dict:
+    """Write a synthetic study of your own recordings: ``out/P01.csv`` ... one file per
+    subject, ``time,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z,activity,participant`` at 50 Hz.
+
+    The signals are the hand IMU of the PAMAP2 body model above (acc ±16 g in m/s², gyroscope in
+    rad/s) at every 2nd row, with its dropouts (empty cells) and missing seconds (timestamp
+    gaps); ``activity`` holds the activity's name, empty between activities (no label);
+    ``participant`` is ``P01``, ``P02``, ... for the PAMAP2 subjects 101, 102, ... (default
+    101-106). Same ``seed``, same bytes; written into a temp folder and renamed.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    chosen = _check_args(out, seed, seconds_per_activity,
+                         subjects if subjects is not None else list(range(101, 107)), force,
+                         ours=lambda name: bool(re.fullmatch(r"P\d\d\.csv", name)),
+                         what="a folder of P01.csv ... files")
+    hand = pamap2.SENSORS.index("hand") * (pamap2.NUM_COLUMNS - 3) // 3
+    offsets = {"acc16": 1, "gyro": 7}
+    rows = size = 0
+    with atomic_dir(out, force) as tmp, progress_bar(
+            length=len(chosen), label="synth csv", enabled=progress) as bar:
+        for subject in chosen:
+            job = _Job(pamap2.PROTOCOL_DIR, subject, seed, seconds_per_activity, False)
+            rng = np.random.default_rng([seed, subject, 1])
+            rec = _simulate(_plan(job, rng), _Traits.draw(seed, subject), rng)
+            keep = slice(None, None, int(FS / CSV_RATE_HZ))
+            columns = {"time": np.round(rec["timestamp"][keep] - 5.0, 2)}
+            for name, first in offsets.items():
+                for axis in range(3):
+                    key = CSV_CHANNELS[(name == "gyro") * 3 + axis]
+                    columns[key] = pa.array(rec["imu"][keep, hand + first + axis],
+                                            from_pandas=True)
+            names = [pamap2.ACTIVITIES[a] if a != pamap2.TRANSIENT_ID else None
+                     for a in rec["activity"][keep].tolist()]
+            columns["activity"] = pa.array(names, pa.string())
+            columns["participant"] = pa.array([f"P{subject - 100:02d}"] * len(names))
+            path = tmp / f"P{subject - 100:02d}.csv"
+            table = pa.table(columns)
+            with open(path, "wb") as fh:
+                fh.write((",".join(table.column_names) + "\n").encode())
+                pacsv.write_csv(table, fh, pacsv.WriteOptions(
+                    include_header=False, quoting_style="none", null_string=""))
+            rows += len(names)
+            size += path.stat().st_size
+            bar.update(1)
+    return {"files": len(chosen), "rows": rows, "bytes": size, "path": str(out),
+            "seconds": round(time.perf_counter() - t0, 3)}

@@ -45,6 +45,7 @@ def describe(prepared, model_config: Dict[str, Any], input_shape: Sequence[int],
                           "sample_rate_hz": meta.get("sample_rate_hz"),
                           "source_rate_hz": meta.get("source_rate_hz")},
         "training": dict(training), "data_digest": data_digest, "harkit_version": __version__,
+        "fold": meta.get("fold"),
     }
 
 

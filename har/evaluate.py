@@ -43,6 +43,10 @@ def evaluate(checkpoint, data=None, split: str = "test", device=None) -> Dict:
             raise HarError(f"{path} was trained on {data}, which no longer exists; pass --data "
                            "DIR (a folder prepared with the same options)")
     prepared = data if isinstance(data, PreparedData) else load_prepared(data)
+    if ckpt.get("fold") and "fold" not in prepared.meta:    # a `har cv` fold: its own split
+        from data_prep.folds import Fold, fold_data
+
+        prepared = fold_data(prepared, Fold.of(ckpt["fold"]))
     _check_compatible(ckpt, prepared, path)
     part = prepared[split]
     if len(part) == 0:

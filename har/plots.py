@@ -173,3 +173,26 @@ def _class_colors(k: int) -> List:
     cmap = colormaps["tab20" if k > 10 else "tab10"]
     return [cmap(i % cmap.N) for i in range(k)]
 
+
+
+# --------------------------------------------------------------------------- folds
+FOLDS_HEIGHT = 4.0              # inches: 1000 × 400 px, like curves.png
+
+
+def plot_folds(names: Sequence[str], f1: Sequence[float], path, title: str = "") -> Path:
+    """``har cv``'s ``folds.png``: macro F1 per fold as bars, the mean as a dashed line
+    (1000 × 400 px)."""
+    values = np.asarray(f1, dtype=float)
+    fig = _figure((CURVES_SIZE[0], FOLDS_HEIGHT))
+    ax = fig.subplots()
+    ax.bar(range(len(values)), values, color="C0", alpha=0.8)
+    mean = float(values.mean()) if values.size else 0.0
+    ax.axhline(mean, color="C3", ls="--", lw=1.2,
+               label=f"mean {mean:.3f} ± {float(values.std()) if values.size else 0:.3f}")
+    ax.set_xticks(range(len(values)), list(names), rotation=45 if len(values) > 8 else 0,
+                  ha="right" if len(values) > 8 else "center", fontsize=8)
+    ax.set(ylabel="test macro F1", ylim=(0, 1), title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)

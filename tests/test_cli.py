@@ -64,3 +64,14 @@ def test_comma_separated_options_give_usage_errors(run_cli):
     assert "--subjects" in line and "comma-separated integers" in line and "'101,abc'" in line
     code, _, err = run_cli("bench", "--batch-sizes", "1,,x")
     assert code == 2 and "--batch-sizes" in one_error_line(err)
+
+
+def test_datasets_lists_every_adapter_with_rate_channels_classes_and_layout(run_cli):
+    code, out, err = run_cli("datasets")
+    assert code == 0, err
+    blocks = out.strip().split("\n\n")
+    assert [b.split(":")[0] for b in blocks] == ["pamap2", "uea", "csv"]
+    pamap2 = blocks[0]
+    assert "100 Hz" in pamap2 and "36 by default" in pamap2 and "12: lying" in pamap2
+    assert "subject101.dat" in pamap2 and "configs/pamap2.toml" in pamap2
+    assert "NAME_TRAIN.ts" in blocks[1] and "from the data" in blocks[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -307,3 +308,25 @@ def test_cli_synth(tmp_path, run_cli):
     assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("synth", "pamap2", tmp_path / "x", "--subjects", "99")
     assert code == 2 and "--subjects" in err
+
+
+def test_synth_csv_writes_a_study_the_csv_adapter_reads(tmp_path, run_cli):
+    code, out, err = run_cli("synth", "csv", tmp_path / "study", "--seconds-per-activity", 8,
+                             "--subjects", "101,102,105")
+    assert code == 0, err
+    files = sorted(p.name for p in (tmp_path / "study").iterdir())
+    assert files == ["P01.csv", "P02.csv", "P05.csv"]
+    lines = (tmp_path / "study" / "P01.csv").read_text().splitlines()
+    assert lines[0] == "time,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z,activity,participant"
+    assert lines[1].endswith(",,P01")                      # starts in a transient: no label
+    code, out, err = run_cli("prepare", tmp_path / "study", "--label-col", "activity",
+                             "--subject-col", "participant", "--window", 50,
+                             "--test-subjects", "P05", "--out", tmp_path / "prep")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "prep" / "meta.json").read_text())
+    assert meta["dataset"] == "csv" and meta["source_rate_hz"] == pytest.approx(50.0)
+    assert meta["channels"] == ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+    assert len(meta["classes"]) == 12 and meta["dropped"]["rows_without_label"] > 0
+    again = tmp_path / "again"
+    assert run_cli("synth", "csv", again, "--seconds-per-activity", 8, "--subjects", "101")[0] == 0
+    assert (again / "P01.csv").read_bytes() == (tmp_path / "study" / "P01.csv").read_bytes()

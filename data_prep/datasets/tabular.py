@@ -350,9 +350,9 @@ def _parse_text(data, source: Source, opts: CsvOptions, delimiter: str, columns:
     import pyarrow.csv as pacsv
 
     types = {c: pa.float32() for c in chosen["channels"]}
-    for role in ("label", "subject", "recording"):
+    for role in ("label", "subject", "recording"):     # read straight into codes + names
         if chosen[role]:
-            types[chosen[role]] = pa.string()
+            types[chosen[role]] = pa.dictionary(pa.int32(), pa.string())
     include = list(dict.fromkeys(c for c in (chosen["time"], chosen["label"], chosen["subject"],
                                              chosen["recording"], *chosen["channels"]) if c))
     # The time column: numbers first; date-times (naive, then with a zone offset) when its
@@ -447,7 +447,7 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
     if n == 0:
         raise HarError(f"{source.name} holds a header but no rows; remove it or fill it")
     if opts.label_col:
-        codes, names = _dictionary(table.data[opts.label_col].cast(pa.string()))
+        codes, names = _dictionary(table.data[opts.label_col])
     else:
         codes, names = np.full(n, -1, np.int64), []
     time = _seconds(table, opts, source, header_lines) if opts.time_col else None
@@ -457,15 +457,16 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
     whole = None if len(groups) == 1 else [c.to_numpy(zero_copy_only=False) for c in columns]
     recordings = []
     for key, rows in groups:
-        signals = (buffers.take(len(rows), width) if buffers is not None
-                   else np.empty((width, len(rows)), np.float32).T)
+        count = n if rows is None else len(rows)
+        signals = (buffers.take(count, width) if buffers is not None
+                   else np.empty((width, count), np.float32).T)
         for j, col in enumerate(columns):
             if whole is None:
                 _copy_chunks(col, signals[:, j])
             else:
                 signals[:, j] = whole[j][rows]
-        ts, rate, even = _timeline(time, rows, opts, source, header_lines)
-        labels = codes if len(rows) == n else codes[rows]
+        ts, rate, even = _timeline(time, rows, count, opts, source, header_lines)
+        labels = codes if rows is None else codes[rows]
         subject, recording = key
         name = source.name if recording is None else f"{source.name}#{recording}"
         recordings.append(Recording(
@@ -484,15 +485,20 @@ def _copy_chunks(chunked, out: np.ndarray) -> None:
         pos += values.size
 
 
-def _dictionary(labels) -> Tuple[np.ndarray, List[str]]:
-    """int64 codes (-1 for empty) and the label names of a string column."""
+def _dictionary(column) -> Tuple[np.ndarray, List[str]]:
+    """int64 codes (-1 for empty) and the label names of a column (read as a dictionary of
+    strings, or any other type, which is encoded here)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    encoded = pc.dictionary_encode(labels).combine_chunks()
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    codes = np.where(np.isnan(codes), -1, codes).astype(np.int64) if codes.dtype.kind == "f" \
-        else codes.astype(np.int64)
-    names = [str(v).strip() for v in encoded.dictionary.to_pylist()]
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column.cast(pa.string()))
+    column = column.unify_dictionaries() if column.num_chunks > 1 else column
+    chunks = column.chunks
+    codes = (np.concatenate([pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False)
+                             for c in chunks]) if chunks else np.empty(0, np.int32))
+    codes = codes.astype(np.int64)
+    names = ([str(v).strip() for v in chunks[0].dictionary.to_pylist()] if chunks else [])
     empty = [i for i, v in enumerate(names) if v == ""]
     if empty:
         codes[np.isin(codes, empty)] = -1
@@ -500,13 +506,12 @@ def _dictionary(labels) -> Tuple[np.ndarray, List[str]]:
 
 
 def _groups(table: _Table, opts: CsvOptions, source: Source, n: int):
-    """``[((subject, recording), row indices)]`` in order of first appearance."""
-    import pyarrow as pa
-
+    """``[((subject, recording), row indices)]`` in order of first appearance (row indices
+    None: the whole file is one recording)."""
     keys = []
     for role in (opts.subject_col, opts.recording_col):
         if role:
-            col = table.data[role].cast(pa.string())
+            col = table.data[role]
             if col.null_count:
                 first = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
                 raise HarError(f"{source.name} line {first + 2}: the {role!r} column is empty; "
@@ -522,7 +527,7 @@ def _groups(table: _Table, opts: CsvOptions, source: Source, n: int):
                                 opts.subject_from_name)
     if all(k is None for k in keys) or (keys[1] is None and len(keys[0][1]) == 1):
         only = subject if keys[0] is None else _as_subject(keys[0][1][0])
-        return [((only, None), np.arange(n))]
+        return [((only, None), None)]                  # one recording: every row, no copy
     combined = np.zeros(n, np.int64)
     for k in keys:
         if k is not None:
@@ -549,7 +554,9 @@ def _seconds(table: _Table, opts: CsvOptions, source: Source, header_lines: int)
         values = ns.astype(np.float64) * 1e-9
         missing = col.is_null().to_numpy(zero_copy_only=False)
     elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        values = col.cast(pa.float64()).to_numpy(zero_copy_only=False) * TIME_UNITS[opts.time_unit]
+        values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        if TIME_UNITS[opts.time_unit] != 1.0:
+            values = values * TIME_UNITS[opts.time_unit]
         missing = ~np.isfinite(values)
     else:
         values, missing = _pandas_datetimes(col, source, header_lines)
@@ -574,18 +581,17 @@ def _pandas_datetimes(col, source: Source, header_lines: int):
     return seconds, parsed.isna().to_numpy()
 
 
-def _timeline(time, rows, opts: CsvOptions, source: Source, header_lines: int):
-    """``(timestamp_s [n], rate_hz, even)`` of one recording; HarError for unsorted or
-    duplicate timestamps (naming the line) or too few rows to tell the rate."""
+def _timeline(time, rows, count: int, opts: CsvOptions, source: Source, header_lines: int):
+    """``(timestamp_s [count], rate_hz, even)`` of one recording (``rows`` of the file, None:
+    all); HarError for unsorted or duplicate timestamps (naming the line) or too few rows to
+    tell the rate."""
     if time is None:
-        n = len(rows)
-        return np.arange(n, dtype=np.float64) / opts.rate, float(opts.rate), True
+        return np.arange(count, dtype=np.float64) / opts.rate, float(opts.rate), True
     ts = time[rows] if rows is not None else time
     step = np.diff(ts)
-    bad = np.flatnonzero(step <= 0)
-    if bad.size:
-        i = int(bad[0]) + 1
-        line = int(rows[i]) + header_lines + 1
+    if not (step > 0).all():
+        i = int(np.flatnonzero(step <= 0)[0]) + 1
+        line = (i if rows is None else int(rows[i])) + header_lines + 1
         what = "repeats" if step[i - 1] == 0 else "goes back from"
         raise HarError(f"{source.name} line {line}: the time {what} the previous row's "
                        f"({ts[i]:.6g} s after {ts[i - 1]:.6g} s); sort the rows by time and "

@@ -44,7 +44,7 @@ def __getattr__(name: str):
 def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config=None,
         hparams: Optional[Dict[str, Any]] = None, log: Optional[Callable[[str], None]] = None,
         on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None, progress: bool = False,
-        **options: Any) -> Dict[str, Any]:
+        check_labels: bool = True, **options: Any) -> Dict[str, Any]:
     """Train ``model`` on the prepared folder ``data`` (a path or a ``PreparedData``); return
     the summary (summary.json).
 
@@ -55,7 +55,9 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config
     ``hparams`` -- a resumed run may change only :data:`RESUMABLE` options (``epochs`` is the
     new total) and its run folder defaults to the checkpoint's. ``out`` defaults to
     ``runs/<model>-<UTC time>``; an existing non-empty folder is refused. ``log(line)`` receives
-    notes, ``on_epoch(row)`` each metrics row. Raises HarError for bad input and a non-finite
+    notes, ``on_epoch(row)`` each metrics row. ``check_labels`` refuses val/test classes the
+    train split lacks (``har cv`` allows them: a held-out subject may have an activity no
+    training subject did, which then counts as missed). Raises HarError for bad input and a non-finite
     loss (last.pt keeps the last good epoch), ``TrainingInterrupted`` on Ctrl-C.
     """
     import torch
@@ -92,7 +94,8 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config
     if "train" not in splits:
         raise HarError(f"{prepared.path}: the train split is empty; prepare it again with fewer "
                        "--val-subjects/--test-subjects")
-    _check_labels(prepared, splits)
+    if check_labels:
+        _check_labels(prepared, splits)
     if opts.early_stop and "val" not in splits:
         raise HarError(f"--early-stop needs a val split, and {prepared.path} has none; prepare "
                        "it with --val-subjects or pass --early-stop 0")
