@@ -16,8 +16,8 @@ import click
 from harkit import __version__
 from harkit.errors import HarError
 
-DATASETS = click.Choice(["pamap2"])
-SYNTH_DATASETS = click.Choice(["pamap2", "csv"])
+DOWNLOADS = click.Choice(["pamap2", "uci_har", "wisdm", "mhealth"])
+SYNTH_DATASETS = click.Choice(["pamap2", "csv", "uci_har", "wisdm", "mhealth"])
 #: The commands in the order of the main flow (``har --help`` lists them so).
 FLOW = ("synth", "download", "datasets", "prepare", "train", "cv", "evaluate", "predict", "plot",
         "bench", "export", "models")
@@ -88,61 +88,73 @@ SUBJECTS = CommaList(int, allow_none=True)
               help="Nominal seconds of each activity per subject (varied per subject) "
                    "[default: 60 for pamap2, 30 for csv].")
 @click.option("--subjects", type=INT_LIST, default=None,
-              help="Comma-separated PAMAP2 subject IDs (default 101-109; csv: 101-106, "
-                   "written as P01-P06).")
+              help="Comma-separated subject IDs [default: all of the dataset's; csv: PAMAP2's "
+                   "101-106, written as P01-P06].")
 @click.option("--optional", is_flag=True,
               help="pamap2: also write Optional/ with activities 9-11, 18-20.")
 @click.option("--full-size", is_flag=True,
-              help="pamap2: the real Protocol folder's size (~2.9 M rows, ~1.3 GB); for "
-                   "benchmarks.")
+              help="pamap2, wisdm: the real data's size (PAMAP2 Protocol ~2.9 M rows, 1.3 GB; "
+                   "WISDM ~1.1 M records); for benchmarks.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 def synth(dataset, out, seed, seconds_per_activity, subjects, optional, full_size, force):
     """Write synthetic recordings in the exact raw file format of DATASET to OUT.
 
     pamap2: Protocol/subjectNNN.dat files. csv: a wrist-IMU study of your own, one CSV file
-    per participant (time, acc_x..gyro_z, activity, participant at 50 Hz). Scores on synthetic
-    data are not published scores.
+    per participant (time, acc_x..gyro_z, activity, participant at 50 Hz). uci_har, wisdm,
+    mhealth: their archives' layouts and text formats (WISDM's flaws included). All share one
+    body model, so training on them means something; scores on synthetic data are not
+    published scores.
 
     \b
     Example:
       har synth pamap2 demo/raw --seconds-per-activity 30 --seed 0
       har synth pamap2 bench/raw --full-size
       har synth csv study/ --seed 0
+      har synth wisdm raw/wisdm && har prepare raw/wisdm
     """
-    from data_prep.synth import synth_csv, synth_pamap2
+    from data_prep import synth as synthetic
 
-    if dataset == "csv":
-        for flag, name in ((optional, "--optional"), (full_size, "--full-size")):
-            if flag:
-                raise HarError(f"{name} applies to pamap2 only; drop it for csv")
-        report = synth_csv(out, seed=seed, seconds_per_activity=seconds_per_activity or 30.0,
-                           subjects=subjects, force=force, progress=True)
+    defaults = {"pamap2": 60.0, "csv": 30.0, "uci_har": 30.0, "wisdm": 20.0, "mhealth": 60.0}
+    seconds = seconds_per_activity or defaults[dataset]
+    for flag, name, takes in ((optional, "--optional", ("pamap2",)),
+                              (full_size, "--full-size", ("pamap2", "wisdm"))):
+        if flag and dataset not in takes:
+            raise HarError(f"{name} applies to {' and '.join(takes)} only; drop it for {dataset}")
+    common = dict(seed=seed, seconds_per_activity=seconds, subjects=subjects, force=force,
+                  progress=True)
+    if dataset == "pamap2":
+        report = synthetic.synth_pamap2(out, optional=optional, full_size=full_size, **common)
+    elif dataset == "wisdm":
+        report = synthetic.synth_wisdm(out, full_size=full_size, **common)
     else:
-        report = synth_pamap2(out, seed=seed,
-                              seconds_per_activity=seconds_per_activity or 60.0,
-                              subjects=subjects, optional=optional, full_size=full_size,
-                              force=force, progress=True)
+        report = getattr(synthetic, f"synth_{dataset}")(out, **common)
     click.echo(f"wrote {report['files']} files, {report['rows']:,} rows, "
                f"{report['bytes'] / 1e6:.1f} MB to {out}")
 
 
 # --------------------------------------------------------------------------- download
 @cli.command()
-@click.argument("dataset", type=DATASETS)
+@click.argument("dataset", type=DOWNLOADS)
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--url", default=None, help="Archive URL (default: the UCI archive); for mirrors.")
+@click.option("--url", default=None,
+              help="Archive URL or local file (default: the dataset's official archive); for "
+                   "mirrors.")
 @click.option("--force", is_flag=True, help="Download again even if DEST already holds the data.")
 def download(dataset, dest, url, force):
-    """Download and extract DATASET into DEST (leaves DEST/PAMAP2_Dataset/).
+    """Download and extract DATASET's official archive into DEST.
+
+    Leaves DEST/PAMAP2_Dataset/, DEST/UCI HAR Dataset/, DEST/WISDM_ar_v1.1/ or
+    DEST/MHEALTHDATASET/, the archive, and DEST/manifest.json (url, size, sha256).
 
     \b
     Example:
-      har download pamap2 raw/
-      har prepare raw/
+      har download pamap2 raw/pamap2
+      har prepare raw/pamap2
+      har download wisdm raw/wisdm --url https://mirror.example.org/WISDM_ar_latest.tar.gz
     """
-    from data_prep.download import download_pamap2
+    from data_prep.download import download as download_fn
 
-    manifest = download_pamap2(dest, url=url, force=force, progress=True)
+    manifest = download_fn(dataset, dest, url=url, force=force, progress=True)
     click.echo(f"{manifest['dataset_dir']}  ({manifest['size']:,} bytes, sha256 "
                f"{manifest['sha256'][:12]}…)")
 

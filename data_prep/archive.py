@@ -87,6 +87,66 @@ def safe_extract(zip_path: Path, dest: Path) -> List[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def safe_extract_tar(tar_path: Path, dest: Path) -> List[Path]:
+    """Extract the (gzip-, bz2- or xz-compressed) tar ``tar_path`` into ``dest`` like
+    :func:`safe_extract`: regular files and folders only (links, devices and FIFOs are refused,
+    as are absolute paths and ``..`` that escape ``dest``), into a hidden folder renamed at the
+    end; a corrupt or truncated archive is an :class:`ArchiveError` and leaves nothing."""
+    import tarfile
+
+    tar_path, dest = Path(tar_path), Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise HarError(f"{dest} already exists and is not empty; remove it or extract elsewhere")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
+    files = []
+    try:
+        try:
+            with tarfile.open(tar_path, "r:*") as tar:
+                for member in tar:
+                    if _is_junk(member.name):
+                        continue
+                    target = _tar_target(tar_path, tmp, member)
+                    if member.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    source = tar.extractfile(member)
+                    with source, open(target, "wb") as out:
+                        shutil.copyfileobj(source, out, _COPY_CHUNK)
+                    default_permissions(target)
+                    files.append(target)
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise ArchiveError(tar_path, f"is corrupt or truncated ({type(exc).__name__}: "
+                               f"{str(exc)[:80]})") from None
+        default_permissions(tmp)
+        if dest.exists():
+            dest.rmdir()
+        os.replace(tmp, dest)
+        return sorted(dest / f.relative_to(tmp) for f in files)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tar_target(tar_path: Path, folder: Path, member) -> Path:
+    """Where a tar member goes under ``folder``; ArchiveError for links, special files and
+    paths that would escape."""
+    if not (member.isfile() or member.isdir()):
+        kind = "a link" if member.issym() or member.islnk() else "a special file"
+        raise ArchiveError(tar_path, f"holds {kind} ({member.name!r}), which harkit does not "
+                           "extract", "extract it with another tool and pass the folder")
+    posix = member.name.replace("\\", "/")
+    norm = posixpath.normpath(posix) if posix else "."
+    if posix.startswith("/") or _DRIVE.match(posix) or norm == ".." or norm.startswith("../"):
+        raise ArchiveError(tar_path, f"holds {member.name!r}, which would land outside the "
+                           "destination (path traversal)", "refusing to extract it")
+    target = folder if norm == "." else folder / norm
+    if not target.resolve().is_relative_to(folder.resolve()):
+        raise ArchiveError(tar_path, f"holds {member.name!r}, which would land outside the "
+                           "destination (path traversal)", "refusing to extract it")
+    return target
+
+
 def _extract_node(node: "_ZipNode", folder: Path, depth: int) -> List[Path]:
     """Extract the zip ``node`` into ``folder``; nested zips recurse instead of being written."""
     files, nested = [], []

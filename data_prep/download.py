@@ -1,10 +1,17 @@
-"""``har download pamap2 DEST``: fetch the PAMAP2 archive, verify it, extract it safely.
+"""``har download NAME DEST``: fetch a dataset's official archive, verify it, extract it safely.
 
-After a successful run DEST holds::
+After a successful run DEST holds (PAMAP2 as the example)::
 
-    DEST/<archive>.zip        the archive as downloaded (``har prepare DEST/<archive>.zip`` works)
+    DEST/<archive>.zip        the archive as downloaded (``har prepare DEST/<archive>.zip`` works
+                              for PAMAP2)
     DEST/PAMAP2_Dataset/      Protocol/subject101.dat ... (and Optional/, readme.pdf, ...)
-    DEST/manifest.json        url, archive name, size, sha256, time, harkit version
+    DEST/manifest.json        dataset, url, archive name, size, sha256, time, harkit version
+
+:data:`ARCHIVES` says, per dataset, where its archive is and which folder of it to keep:
+``pamap2`` (zip, nested zip) -> ``PAMAP2_Dataset/``; ``uci_har`` (zip, nested zip) ->
+``UCI HAR Dataset/``; ``wisdm`` (tar.gz) -> ``WISDM_ar_v1.1/``; ``mhealth`` (zip) ->
+``MHEALTHDATASET/``. Zips and tars are extracted by :mod:`data_prep.archive`, which refuses
+members that would land outside DEST.
 
 Nothing is half-written: the download streams into ``<archive>.zip.partial`` and extraction
 happens in a hidden folder in DEST; both are renamed into place only when everything checked
@@ -25,94 +32,135 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
-from data_prep.archive import ArchiveError, safe_extract
+from data_prep.archive import ArchiveError, safe_extract, safe_extract_tar
 from data_prep.datasets import pamap2
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import write_json
 from harkit.progress import progress_bar
 
-DEFAULT_URL = ("https://archive.ics.uci.edu/static/public/231/"
-               "pamap2+physical+activity+monitoring.zip")
 MANIFEST = "manifest.json"
-FALLBACK_ARCHIVE = "pamap2.zip"
 CHUNK_BYTES = 1 << 20
 _MIRROR_HINT = "pass --url with a mirror"
 
 
+@dataclass(frozen=True)
+class Archive:
+    """Where a dataset's archive is and what to keep of it: the folder ``dataset_dir`` holding
+    files that match ``marker`` (``count`` of them are the recordings, for the manifest)."""
+
+    dataset: str
+    url: str
+    dataset_dir: str
+    marker: str            # glob of the files that identify the dataset's folder
+    fallback: str          # archive file name when the URL's is not a plain one
+    what: str              # for messages: "subject*.dat files"
+
+
+ARCHIVES: Dict[str, Archive] = {a.dataset: a for a in (
+    Archive("pamap2", "https://archive.ics.uci.edu/static/public/231/"
+            "pamap2+physical+activity+monitoring.zip", pamap2.DATASET_DIR,
+            pamap2.FILE_PATTERN, "pamap2.zip", f"{pamap2.FILE_PATTERN} files"),
+    Archive("uci_har", "https://archive.ics.uci.edu/static/public/240/"
+            "human+activity+recognition+using+smartphones.zip", "UCI HAR Dataset",
+            "y_train.txt", "uci_har.zip", "train/y_train.txt"),
+    Archive("wisdm", "https://www.cis.fordham.edu/wisdm/includes/datasets/latest/"
+            "WISDM_ar_latest.tar.gz", "WISDM_ar_v1.1", "WISDM_ar_v1.1_raw.txt",
+            "WISDM_ar_latest.tar.gz", "WISDM_ar_v1.1_raw.txt"),
+    Archive("mhealth", "https://archive.ics.uci.edu/static/public/319/mhealth+dataset.zip",
+            "MHEALTHDATASET", "mHealth_subject*.log", "mhealth.zip",
+            "mHealth_subject*.log files"),
+)}
+#: PAMAP2's archive URL (``har download pamap2``'s default).
+DEFAULT_URL = ARCHIVES["pamap2"].url
+
+
 def download_pamap2(dest, *, url: Optional[str] = None, force: bool = False,
                     progress: bool = False, timeout_s: float = 60) -> dict:
-    """Download the PAMAP2 archive from ``url`` (default :data:`DEFAULT_URL`) into ``dest``.
+    """:func:`download` of PAMAP2."""
+    return download("pamap2", dest, url=url, force=force, progress=progress,
+                    timeout_s=timeout_s)
+
+
+def download(dataset: str, dest, *, url: Optional[str] = None, force: bool = False,
+             progress: bool = False, timeout_s: float = 60) -> dict:
+    """Download ``dataset``'s archive from ``url`` (default: :data:`ARCHIVES`) into ``dest``.
 
     Streams the archive (following redirects) while computing its size and sha256, checks the
-    size against Content-Length, tests and extracts it with
-    :func:`data_prep.archive.safe_extract` (nested zips included) and leaves
-    ``dest/PAMAP2_Dataset/`` -- also when the archive holds ``Protocol/`` without that folder.
-    The archive itself is kept in ``dest`` so ``har prepare dest/<archive>.zip`` works too.
+    size against Content-Length, tests and extracts it (zips, nested zips included, with
+    :func:`data_prep.archive.safe_extract`; tars with :func:`~data_prep.archive.safe_extract_tar`)
+    and leaves ``dest/<dataset_dir>/`` -- also when the archive holds the dataset's files
+    without that folder. The archive itself is kept in ``dest``.
 
-    If ``dest/PAMAP2_Dataset`` and ``dest/manifest.json`` already exist this does nothing and
+    If ``dest/<dataset_dir>`` and ``dest/manifest.json`` already exist this does nothing and
     returns the manifest, unless ``force``. ``progress`` draws a bar on stderr (TTY only).
 
-    Returns the manifest: ``url``, ``archive`` (file name), ``size`` (archive bytes),
-    ``sha256``, ``downloaded_at`` (UTC ISO time), ``harkit_version``, ``recordings`` (number of
-    subject files), plus ``dataset_dir`` and ``archive_path`` as paths under ``dest`` (the
-    file on disk stores them relative to ``dest``). Raises :class:`HarError` (one line) for an
-    unreachable URL, an HTTP error, a truncated download, a file that is not a zip, a corrupt
-    zip, a member escaping the destination, or an archive without ``subject*.dat`` files.
+    Returns the manifest: ``dataset``, ``url``, ``archive`` (file name), ``size`` (archive
+    bytes), ``sha256``, ``downloaded_at`` (UTC ISO time), ``harkit_version``, ``recordings``
+    (number of marker files), plus ``dataset_dir`` and ``archive_path`` as paths under ``dest``
+    (the file on disk stores them relative to ``dest``). Raises :class:`HarError` (one line) for
+    an unknown dataset, an unreachable URL, an HTTP error, a truncated download, a file that is
+    not an archive, a corrupt archive, a member escaping the destination, or an archive of
+    another dataset.
     """
+    if dataset not in ARCHIVES:
+        raise HarError(f"'har download {dataset}': no archive is known for {dataset!r}; choose "
+                       f"one of {', '.join(ARCHIVES)}")
+    spec = ARCHIVES[dataset]
     dest = Path(dest)
-    url = _as_url(url or DEFAULT_URL)
+    url = _as_url(url or spec.url)
     if dest.exists() and not dest.is_dir():
         raise HarError(f"{dest} is a file; pass a folder to download into")
     if not force:
-        existing = _existing(dest)
+        existing = _existing(dest, spec)
         if existing is not None:
             return existing
     dest.mkdir(parents=True, exist_ok=True)
-    name = _archive_name(url)
+    name = _archive_name(url, spec.fallback)
     partial = dest / f"{name}.partial"
-    staging = dest / f".{pamap2.DATASET_DIR}.{os.getpid()}.extracting"
+    staging = dest / f".{spec.dataset_dir}.{os.getpid()}.extracting"
     try:
         fetched = _fetch(url, partial, label=name, timeout_s=timeout_s, progress=progress)
-        _check_zip_signature(partial, url, fetched["content_type"])
+        kind = _check_signature(partial, url, fetched["content_type"])
         try:
-            safe_extract(partial, staging)
+            (safe_extract if kind == "zip" else safe_extract_tar)(partial, staging)
         except ArchiveError as exc:
             raise HarError(f"the archive from {url} {exc.problem}; try again or "
                            f"{_MIRROR_HINT}") from None
-        root, recordings = _dataset_root(staging, url)
+        root, recordings = _dataset_root(staging, url, spec)
         (dest / MANIFEST).unlink(missing_ok=True)   # an interrupted --force leaves no stale one
-        _swap_into_place(root, dest / pamap2.DATASET_DIR)
+        _swap_into_place(root, dest / spec.dataset_dir)
         os.replace(partial, dest / name)
         manifest = {
-            "dataset": "pamap2", "url": url, "final_url": fetched["final_url"],
+            "dataset": spec.dataset, "url": url, "final_url": fetched["final_url"],
             "archive": name, "size": fetched["size"], "sha256": fetched["sha256"],
             "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "harkit_version": __version__, "dataset_dir": pamap2.DATASET_DIR,
+            "harkit_version": __version__, "dataset_dir": spec.dataset_dir,
             "recordings": recordings,
         }
         write_json(dest / MANIFEST, manifest)
     finally:
         partial.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
-    return _with_paths(manifest, dest)
+    return _with_paths(manifest, dest, spec)
 
 
 # --------------------------------------------------------------------------- steps
-def _existing(dest: Path) -> Optional[dict]:
+def _existing(dest: Path, spec: Archive) -> Optional[dict]:
     """The manifest of a finished earlier download into ``dest``, or None."""
-    dataset, manifest = dest / pamap2.DATASET_DIR, dest / MANIFEST
+    dataset, manifest = dest / spec.dataset_dir, dest / MANIFEST
     if not dataset.exists():
         return None
     if not manifest.is_file():
         raise HarError(f"{dataset} already exists but {manifest} does not (not written by "
                        "'har download'); pass --force to replace it, or choose another DEST")
     try:
-        return _with_paths(json.loads(manifest.read_text()), dest)
+        return _with_paths(json.loads(manifest.read_text()), dest, spec)
     except (ValueError, OSError) as exc:
         raise HarError(f"{manifest} is unreadable ({exc}); pass --force to download "
                        "again") from None
@@ -163,40 +211,49 @@ def _fetch(url: str, out: Path, *, label: str, timeout_s: float, progress: bool)
             "content_type": response.headers.get("Content-Type", "unknown")}
 
 
-def _check_zip_signature(path: Path, url: str, content_type: str) -> None:
-    """A clear message for the usual wrong answer: an HTML page instead of the archive."""
+def _check_signature(path: Path, url: str, content_type: str) -> str:
+    """``"zip"`` or ``"tar"``; a clear message for the usual wrong answer: an HTML page."""
+    import tarfile
+
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if head[:2] != b"PK":
-        raise HarError(f"{url} did not return a zip archive (Content-Type {content_type}, "
-                       f"starts with {head!r}); check the URL or {_MIRROR_HINT}")
-    if not zipfile.is_zipfile(path):
-        raise HarError(f"the archive from {url} is corrupt or truncated (no zip directory); "
-                       f"try again or {_MIRROR_HINT}")
+    if head[:2] == b"PK":
+        if not zipfile.is_zipfile(path):
+            raise HarError(f"the archive from {url} is corrupt or truncated (no zip directory); "
+                           f"try again or {_MIRROR_HINT}")
+        return "zip"
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:4] == b"\xfd7zX" or (
+            tarfile.is_tarfile(path)):
+        return "tar"
+    raise HarError(f"{url} did not return a zip or tar archive (Content-Type {content_type}, "
+                   f"starts with {head!r}); check the URL or {_MIRROR_HINT}")
 
 
-def _dataset_root(staging: Path, url: str):
-    """The folder under ``staging`` to become ``DEST/PAMAP2_Dataset``, and its file count.
+def _dataset_root(staging: Path, url: str, spec: Archive):
+    """The folder under ``staging`` to become ``DEST/<dataset_dir>``, and its marker count.
 
-    Preference: a ``PAMAP2_Dataset`` folder; else the parent of ``Protocol/``/``Optional/``;
-    else bare ``subject*.dat`` files are moved into a new ``Protocol/``.
+    Preference: a folder named ``dataset_dir``; else the folder whose files match the marker
+    (PAMAP2: the parent of ``Protocol/``/``Optional/``); else loose PAMAP2 files are moved into
+    a new ``Protocol/``.
     """
-    files = sorted(p.relative_to(staging) for p in staging.rglob(pamap2.FILE_PATTERN)
-                   if p.is_file())
+    files = sorted(p.relative_to(staging) for p in staging.rglob(spec.marker) if p.is_file())
     if not files:
-        raise HarError(f"the archive from {url} holds no {pamap2.FILE_PATTERN} files (is it "
-                       f"the PAMAP2 data set?); {_MIRROR_HINT}")
+        raise HarError(f"the archive from {url} holds no {spec.what} (is it the {spec.dataset} "
+                       f"data set?); {_MIRROR_HINT}")
     depth = lambda p: len(p.parts)  # noqa: E731
-    named = [a for f in files for a in f.parents if a.name == pamap2.DATASET_DIR]
+    named = [a for f in files for a in f.parents if a.name == spec.dataset_dir]
     if named:
-        root = min(named, key=depth)
-    else:
-        folders = [f.parent.parent for f in files
-                   if f.parent.name in (pamap2.PROTOCOL_DIR, pamap2.OPTIONAL_DIR)]
-        root = min(folders, key=depth) if folders else None
-    if root is not None:
-        root = staging / root
-        return root, sum(1 for _ in root.rglob(pamap2.FILE_PATTERN))
+        root = staging / min(named, key=depth)
+        return root, sum(1 for _ in root.rglob(spec.marker))
+    if spec.dataset != "pamap2":
+        root = staging / min((f.parent.parent if spec.dataset == "uci_har" else f.parent
+                              for f in files), key=depth)
+        return root, sum(1 for _ in root.rglob(spec.marker))
+    folders = [f.parent.parent for f in files
+               if f.parent.name in (pamap2.PROTOCOL_DIR, pamap2.OPTIONAL_DIR)]
+    if folders:
+        root = staging / min(folders, key=depth)
+        return root, sum(1 for _ in root.rglob(spec.marker))
     loose = min((f.parent for f in files), key=depth)
     root = staging / f".{pamap2.DATASET_DIR}"
     (root / pamap2.PROTOCOL_DIR).mkdir(parents=True)
@@ -232,16 +289,17 @@ def _as_url(url: str) -> str:
     return url
 
 
-def _archive_name(url: str) -> str:
-    """The archive's file name from the URL path, or ``pamap2.zip`` if it is not a plain one."""
+def _archive_name(url: str, fallback: str) -> str:
+    """The archive's file name from the URL path, or ``fallback`` if it is not a plain one."""
     base = urllib.parse.unquote(urllib.parse.urlsplit(url).path).rsplit("/", 1)[-1]
-    ok = re.fullmatch(r"[\w+.-]+\.zip", base, flags=re.ASCII) and not base.startswith(".")
-    return base if ok else FALLBACK_ARCHIVE
+    ok = re.fullmatch(r"[\w+.-]+\.(zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz)", base,
+                      flags=re.ASCII) and not base.startswith(".")
+    return base if ok else fallback
 
 
-def _with_paths(manifest: dict, dest: Path) -> dict:
+def _with_paths(manifest: dict, dest: Path, spec: Archive) -> dict:
     out = dict(manifest)
-    out["dataset_dir"] = str(dest / manifest.get("dataset_dir", pamap2.DATASET_DIR))
+    out["dataset_dir"] = str(dest / manifest.get("dataset_dir", spec.dataset_dir))
     if "archive" in manifest:
         out["archive_path"] = str(dest / manifest["archive"])
     return out

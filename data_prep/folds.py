@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from data_prep.splits import apply_normalization, fit_normalization
+from data_prep.splits import fit_normalization
 from data_prep.store import PreparedData, Split
 from harkit.errors import HarError
 
@@ -57,7 +57,9 @@ def plan(prepared: PreparedData, folds, seed: int = 0, inner: bool = False) -> L
     """The folds of ``prepared``: ``folds`` is ``"loso"`` or a number k >= 2. With ``inner``
     one training subject per fold (seeded) is held out for validation. HarError for too few
     subjects, k larger than the subjects, or LOSO over case indices."""
-    _, y, subject = pooled(prepared)
+    parts = [prepared.splits[s] for s in ("train", "val", "test") if s in prepared.splits]
+    y = np.concatenate([np.asarray(p.y) for p in parts])
+    subject = np.concatenate([np.asarray(p.subject) for p in parts])
     subjects = sorted({_plain(s) for s in subject.tolist()}, key=_order)
     cases = prepared.meta.get("subjects_are") == "cases"
     if len(subjects) < 2:
@@ -139,14 +141,15 @@ def _inner(train: List[Any], y, subject, cases: bool, rng, prepared):
 
 def fold_data(prepared: PreparedData, fold: Fold) -> PreparedData:
     """The fold as a :class:`PreparedData` (in memory): ``train``, ``val`` (when ``fold.val``)
-    and ``test`` splits, normalized with statistics of the fold's training subjects only."""
-    x, y, subject = pooled(prepared)
+    and ``test`` splits, normalized with statistics of the fold's training subjects only.
+
+    The stored normalization is linear, so the raw statistics of the fold's training windows
+    follow from those of their stored values (``mean_raw = mean * std0 + mean0``, ``std_raw =
+    std * std0``), and one affine pass per window maps stored values to the fold's
+    normalization: no pass back to raw units."""
+    x, y, subject = pooled(prepared)                   # a fresh array: the folder stays as is
     norm = prepared.meta.get("normalization") or {}
     normalize = bool(norm.get("applied"))
-    x = np.array(x, dtype=np.float32)                  # a copy: the folder stays as it is
-    if normalize:                                      # back to raw units
-        x *= np.asarray(norm["std"], np.float32)
-        x += np.asarray(norm["mean"], np.float32)
     members = {"train": fold.train, "val": fold.val, "test": fold.test}
     splits = {}
     for split, chosen in members.items():
@@ -154,11 +157,19 @@ def fold_data(prepared: PreparedData, fold: Fold) -> PreparedData:
             continue
         mask = np.isin(subject, np.asarray(chosen, dtype=subject.dtype))
         splits[split] = Split(x[mask], y[mask], subject[mask])
+    del x
     mean = std = None
     if normalize:
-        mean, std = fit_normalization(splits["train"].x)
+        mean0, std0 = np.asarray(norm["mean"], np.float64), np.asarray(norm["std"], np.float64)
+        m, s = fit_normalization(splits["train"].x)       # of the stored (normalized) values
+        mean, std = m * std0 + mean0, s * std0
+        constant = ~(std > 1e-8)
+        std[constant] = 1.0
+        scale = (std0 / std).astype(np.float32)          # stored -> fold: x * scale + shift
+        shift = ((mean0 - mean) / std).astype(np.float32)
         for part in splits.values():
-            apply_normalization(part.x, mean, std)
+            part.x *= scale
+            part.x += shift
     meta = dict(prepared.meta)
     names = [c["name"] for c in meta["classes"]]
     meta["splits"] = {s: {"subjects": list(members[s]), "windows": len(p),

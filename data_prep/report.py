@@ -40,17 +40,20 @@ def format_class_table(meta: dict) -> str:
             f"({meta['window_s']:.2f} s), stride {meta['stride']}; dropped {nan} windows with "
             f"missing values, {dropped.get('runs_shorter_than_window', 0)} runs shorter than a "
             "window")
+    elif meta.get("sample_rate_hz"):
+        lines.append(f"{len(meta['channels'])} channels at {meta['sample_rate_hz']:.1f} Hz, "
+                     f"windows of {meta['window']} steps ({meta['window_s']:.2f} s) as the "
+                     f"archive cut them; dropped {nan} windows with missing values")
     else:
         lines.append(f"{len(meta['channels'])} channels, {meta['window']} steps per case; "
                      f"dropped {nan} cases with missing values")
-    other = dropped.get("rows_other_labels", 0) + dropped.get("rows_without_label", 0)
+    other, unlabelled = dropped.get("rows_other_labels", 0), dropped.get("rows_without_label", 0)
     if other:
         named = ", ".join(f"{k} ({v:,})" for k, v in list(dropped.get("other_labels", {})
                                                              .items())[:5])
-        lines.append(f"dropped {other:,} rows whose label is not a class"
-                     + (f": {named}" if named else "") + (
-                         f"; {dropped['rows_without_label']:,} without a label"
-                         if dropped.get("rows_without_label") else ""))
+        lines.append(f"dropped {other:,} rows whose label is not a class: {named}")
+    if unlabelled:
+        lines.append(f"dropped {unlabelled:,} rows without a label")
     aa = meta.get("antialias") or {}
     if aa.get("applied"):
         lines.append(f"antialias: {aa['filter']}; {aa['windows_at_run_edges']} windows read "

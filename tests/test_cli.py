@@ -70,8 +70,12 @@ def test_datasets_lists_every_adapter_with_rate_channels_classes_and_layout(run_
     code, out, err = run_cli("datasets")
     assert code == 0, err
     blocks = out.strip().split("\n\n")
-    assert [b.split(":")[0] for b in blocks] == ["pamap2", "uea", "csv"]
-    pamap2 = blocks[0]
-    assert "100 Hz" in pamap2 and "36 by default" in pamap2 and "12: lying" in pamap2
-    assert "subject101.dat" in pamap2 and "configs/pamap2.toml" in pamap2
-    assert "NAME_TRAIN.ts" in blocks[1] and "from the data" in blocks[2]
+    names = [b.split(":")[0] for b in blocks]
+    assert names == ["pamap2", "uci_har", "wisdm", "mhealth", "uea", "csv"]
+    block = dict(zip(names, blocks))
+    assert "100 Hz" in block["pamap2"] and "36 by default" in block["pamap2"]
+    assert "12: lying" in block["pamap2"] and "subject101.dat" in block["pamap2"]
+    assert "configs/pamap2.toml" in block["pamap2"]
+    assert "20 Hz" in block["wisdm"] and "6: Walking, Jogging" in block["wisdm"]
+    assert "21 by default" in block["mhealth"] and "9 by default" in block["uci_har"]
+    assert "NAME_TRAIN.ts" in block["uea"] and "from the data" in block["csv"]

@@ -234,7 +234,7 @@ def test_truncated_body(server, tmp_path, files):
 
 
 @pytest.mark.parametrize("kind, match", [
-    ("html", r"did not return a zip archive \(Content-Type text/html"),
+    ("html", r"did not return a zip or tar archive \(Content-Type text/html"),
     ("crc", r"is corrupt or truncated \(PAMAP2_Dataset.zip!.*Bad CRC"),
     ("cut", "is corrupt or truncated"),
     ("evil", r"unsafe member 'PAMAP2_Dataset.zip!../evil.dat'"),
@@ -283,3 +283,77 @@ def test_cli_subprocess_one_line_error(server, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert url in proc.stderr and "404" in proc.stderr
+
+
+# --------------------------------------------------------------------------- other datasets
+def _tar_gz(members: dict, links=()) -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in links:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+WISDM_TEXT = b"1,Walking,1000000000,1.5,2.5,3.5;\n1,Walking,1050000000,1.6,2.6,3.6;\n"
+
+
+def test_wisdm_tar_gz_is_extracted_and_prepared(server, tmp_path):
+    from data_prep.download import download
+
+    archive = _tar_gz({"WISDM_ar_v1.1/WISDM_ar_v1.1_raw.txt": WISDM_TEXT,
+                       "WISDM_ar_v1.1/readme.txt": b"readme"})
+    url = serve(server, archive, "/datasets/latest/WISDM_ar_latest.tar.gz",
+                **{"Content-Type": "application/x-gzip"})
+    manifest = download("wisdm", tmp_path / "raw", url=url)
+    assert manifest["dataset"] == "wisdm" and manifest["recordings"] == 1
+    assert manifest["sha256"] == hashlib.sha256(archive).hexdigest()
+    assert (tmp_path / "raw/WISDM_ar_v1.1/WISDM_ar_v1.1_raw.txt").read_bytes() == WISDM_TEXT
+    assert_clean(tmp_path / "raw", ["WISDM_ar_latest.tar.gz", "WISDM_ar_v1.1", "manifest.json"])
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("traversal", "would land outside the destination"),
+    ("symlink", "holds a link"),
+    ("cut", "is corrupt or truncated"),
+    ("wrong", r"holds no WISDM_ar_v1.1_raw.txt \(is it the wisdm data set\?\)"),
+])
+def test_bad_tar_archives_leave_nothing(server, tmp_path, kind, match):
+    from data_prep.download import download
+
+    good = {"WISDM_ar_v1.1/WISDM_ar_v1.1_raw.txt": WISDM_TEXT}
+    archive = {
+        "traversal": lambda: _tar_gz({**good, "../../evil.txt": b"pwned"}),
+        "symlink": lambda: _tar_gz(good, links=[("WISDM_ar_v1.1/x", "/etc/passwd")]),
+        "cut": lambda: _tar_gz(good)[:-40],
+        "wrong": lambda: _tar_gz({"MHEALTHDATASET/mHealth_subject1.log": b"1\t2\n"}),
+    }[kind]()
+    url = serve(server, archive, "/w.tar.gz")
+    with pytest.raises(HarError, match=match) as info:
+        download("wisdm", tmp_path / "raw", url=url)
+    assert "\n" not in str(info.value)
+    assert_clean(tmp_path / "raw")
+    assert not list(tmp_path.rglob("evil.txt"))
+
+
+def test_uci_har_nested_zip_and_mhealth_zip(server, tmp_path, run_cli):
+    inner = zip_bytes({"UCI HAR Dataset/train/y_train.txt": b"1\n",
+                       "UCI HAR Dataset/activity_labels.txt": b"1 WALKING\n"})
+    url = serve(server, zip_bytes({"UCI HAR Dataset.zip": inner, "__MACOSX/._x": b""}),
+                "/static/public/240/human+activity+recognition+using+smartphones.zip")
+    code, out, err = run_cli("download", "uci_har", tmp_path / "uci", "--url", url)
+    assert code == 0, err
+    assert (tmp_path / "uci/UCI HAR Dataset/train/y_train.txt").read_bytes() == b"1\n"
+    flat = zip_bytes({f"MHEALTHDATASET/mHealth_subject{i}.log": b"0\t1\n" for i in (1, 2)})
+    code, out, err = run_cli("download", "mhealth", tmp_path / "mh", "--url",
+                             serve(server, flat, "/m.zip"))
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "mh/manifest.json").read_text())
+    assert manifest["recordings"] == 2 and manifest["dataset_dir"] == "MHEALTHDATASET"

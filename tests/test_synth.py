@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep import synth
 from data_prep.datasets import pamap2
-from data_prep.synth import synth_pamap2
+from data_prep.synth import body, synth_pamap2
+from data_prep.synth import pamap2 as synth
 from harkit.errors import HarError
 
 COL = pamap2.COLUMN_INDEX
@@ -110,7 +110,7 @@ def test_timestamps_heart_rate_and_dropouts(sample):
         block = np.isnan(imu[:, 17 * k: 17 * (k + 1)])
         assert np.array_equal(block.all(axis=1), block.any(axis=1)), sensor
     acc6 = sensor_block(values, "ankle", "acc6")
-    assert np.nanmax(np.abs(acc6)) <= 6 * synth.G + 1e-3
+    assert np.nanmax(np.abs(acc6)) <= 6 * body.G + 1e-3
 
 
 def test_optional_activities_and_subject_differences(sample):
@@ -191,7 +191,7 @@ def test_lying_and_running_are_separable(tmp_path):
 
     lying, running, standing = features(1), features(5), features(3)
     assert lying[1].max() < 0.5 < 3.0 < running[1].min()                # m/s², std of |acc|
-    assert np.all(np.abs(lying[0] - synth.G) < 1.0)                      # at rest: |acc| ≈ g
+    assert np.all(np.abs(lying[0] - body.G) < 1.0)                      # at rest: |acc| ≈ g
     g_lying, g_standing = lying[2].mean(axis=0), standing[2].mean(axis=0)
     cos = g_lying @ g_standing / np.linalg.norm(g_lying) / np.linalg.norm(g_standing)
     assert cos < np.cos(np.radians(60))                                  # gravity turned
@@ -205,7 +205,7 @@ def test_gyroscope_reads_the_turn_rate_in_the_sensor_frame():
     omega = np.array([0.3, -1.2, 2.0])                         # rad/s, sensor frame
     start = Rotation.from_euler("xyz", [20.0, -40.0, 75.0], degrees=True)
     q = start * Rotation.from_rotvec(t[:, None] * omega)
-    np.testing.assert_allclose(synth._angular_velocity(q), np.tile(omega, (t.size, 1)),
+    np.testing.assert_allclose(body._angular_velocity(q), np.tile(omega, (t.size, 1)),
                                rtol=0, atol=1e-3)
 
 
@@ -217,7 +217,7 @@ def test_walking_cadence_differs_between_subjects(tmp_path):
         _, act, values = read_dat(tmp_path / "raw" / "Protocol" / f"subject{subject}.dat")
         chest = sensor_block(values[act == 4], "chest", "acc16")
         cadence[subject] = dominant_hz(np.linalg.norm(chest, axis=1))
-        nominal = synth.MOTIONS[4].cadence_hz * synth._Traits.draw(0, subject).cadence[4]
+        nominal = body.MOTIONS[4].cadence_hz * body.Traits.draw(0, subject).cadence[4]
         assert abs(cadence[subject] - nominal) < 0.15, (subject, cadence, nominal)
     assert all(1.6 <= c <= 2.3 for c in cadence.values()), cadence     # steps per second
     assert cadence[105] - cadence[103] > 0.3, cadence

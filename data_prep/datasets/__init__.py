@@ -16,7 +16,7 @@ from data_prep.datasets.base import Dataset
 from harkit.errors import HarError
 
 #: The adapter modules, in the order ``detect`` tries them (most specific layout first).
-_MODULES = ("pamap2", "uea", "tabular")
+_MODULES = ("pamap2", "uci_har", "wisdm", "mhealth", "uea", "tabular")
 _REGISTRY: Dict[str, Dataset] = {}
 
 

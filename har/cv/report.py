@@ -15,7 +15,7 @@ import io
 import json
 import platform
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -29,7 +29,7 @@ CSV_COLUMNS = ("fold", "test_subjects", "train_windows", "test_windows", "accura
 FORMAT_NAME, FORMAT_VERSION = "harkit.cv", 1
 
 
-def report(out, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+def report(out) -> Dict[str, Any]:
     """Build the report of the finished folds in ``out``; HarError when none has finished."""
     from har.cv.runner import is_finished, load_plan
     from har.plots import plot_confusion, plot_folds
@@ -73,9 +73,6 @@ def report(out, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
                title=f"{plan['model']}, {_protocol_name(plan)}")
     summary["confusion_pooled"] = {"classes": classes, "counts": cm.tolist()}
     write_json(out / "summary.json", summary)
-    if log is not None:
-        log(format_table(summary))
-        log(result_line(summary))
     return summary
 
 

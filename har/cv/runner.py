@@ -94,7 +94,7 @@ def run(data, folds="loso", *, model: Optional[str] = None, out=None, select: st
     if report and fold is None:
         from har.cv.report import report as build_report
 
-        return build_report(out, log=log)
+        return build_report(out)
     return {"folds": rows}
 
 
@@ -232,7 +232,7 @@ def run_fold(settings: Dict[str, Any], fold: Dict[str, Any], out: str,
     t0 = time.perf_counter()
     f = Fold.of(fold)
     folder = Path(out) / f.name
-    prepared = load_prepared(settings["data"])
+    prepared = load_prepared(settings["data"], mmap=True)   # read once, into the fold's arrays
     data = fold_data(prepared, f)
     options = dict(settings["options"])
     if threads:

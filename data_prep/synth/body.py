@@ -1,43 +1,28 @@
-"""Synthetic recordings in the exact PAMAP2 file format, for the demo, tests and benchmarks.
+"""The body model behind every synthetic dataset: activities as movements of three body
+segments, read by simulated IMUs.
 
-There is no copy of the real data here, so the generator imitates it closely enough that
-results on it mean something:
-
-* layout: ``OUT/Protocol/subjectNNN.dat`` (and ``OUT/Optional/`` for the subjects that have one in
-  the real data); 54 space-separated columns at 100 Hz as :mod:`data_prep.pamap2` describes,
-  ``NaN`` for missing values, at most 6 significant digits;
-* structure: the protocol order with transient (activity 0) segments in between, heart rate at
-  ~9 Hz, wireless dropouts (runs of ``NaN`` on one IMU), a few seconds missing inside some
-  activities, subjects lacking activities as in the real data, subject 109 short;
-* signals: each sensor's orientation is its body segment's posture (per activity, blended during
-  transients) times a periodic swing and a slow wander, under a heading that drifts and turns.
-  The accelerometers read gravity plus the activity's periodic linear acceleration in the sensor
-  frame, the gyroscope the angular velocity of that orientation, the magnetometer the earth
-  field rotated likewise. Subjects differ in cadence, amplitudes, postures and sensor mounting.
-
-A recording is generated whole in memory (~0.6 GB at peak for the biggest full-size subject)
-and written with pyarrow's CSV writer; big runs write files in parallel processes.
+Each sensor's orientation is its body segment's posture (per activity, blended during
+transients) times a periodic swing and a slow wander, under a heading that drifts and turns. The
+accelerometers read gravity plus the activity's periodic linear acceleration in the sensor
+frame, the gyroscope the angular velocity of that orientation, the magnetometer the earth field
+rotated likewise; heart rate follows each activity's effort with a lag. Subjects differ in
+cadence, amplitudes, postures and sensor mounting (:class:`Traits`). :func:`simulate` turns a
+plan of ``(activity, rows)`` segments at :data:`FS` into the rows of one recording: PAMAP2's
+hand, chest and ankle IMUs (PAMAP2's column layout), which the dataset writers of this package
+pick from and convert to their datasets' sensors, units and rates. Activity keys are PAMAP2's
+activity IDs, plus :data:`EXTRA_ACTIVITIES` for other datasets' movements.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from data_prep.datasets import pamap2
-from harkit.errors import HarError
-from harkit.files import atomic_dir
-from harkit.progress import progress_bar
 
 FS = pamap2.SAMPLE_RATE_HZ            # rows per second
 G = 9.80665                           # m/s²
@@ -52,28 +37,7 @@ DROPOUT_ROWS = (1, 100)               # length of one dropout run, rows
 GAP_PROBABILITY = 0.25                # chance an activity segment misses a few seconds
 GAP_SECONDS = (1.0, 5.0)
 MIN_SEGMENT_ROWS = 20
-PARALLEL_ROWS = 400_000               # above this many rows in all, write files in processes
-MAX_WORKERS = 2                       # processes; each holds one recording (≤ ~0.7 GB)
 
-#: The protocol order the real subjects followed.
-PROTOCOL_ORDER: Tuple[int, ...] = (1, 2, 3, 17, 16, 12, 13, 4, 7, 6, 5, 24)
-#: Protocol activities absent for some subjects, and subject 109's short recording, as in the
-#: real data (105 and 106, the default val/test subjects, have all twelve).
-MISSING: Dict[int, Tuple[int, ...]] = {103: (5, 6, 7, 24), 104: (24,), 107: (24,)}
-ONLY: Dict[int, Tuple[int, ...]] = {109: (2, 3, 24)}
-#: Optional activities per subject that has an Optional recording.
-OPTIONAL_PLAN: Dict[int, Tuple[int, ...]] = {
-    101: (9, 10, 11, 18, 19), 105: (10, 18, 19), 106: (10, 11, 18, 19),
-    108: (9, 10, 11, 18, 19, 20), 109: (10, 11, 18, 19, 20),
-}
-assert tuple(OPTIONAL_PLAN) == pamap2.OPTIONAL_SUBJECTS
-
-#: Full size only: relative activity durations of the real Protocol folder, the share of
-#: transient rows, the number of up/down bouts on the stairs, seconds per optional activity.
-FULL_SIZE_WEIGHTS = {4: 1.3, 5: 0.6, 12: 0.7, 13: 0.65, 17: 1.3, 24: 0.35}
-FULL_SIZE_TRANSIENT_SHARE = 0.32
-FULL_SIZE_STAIRS_BOUTS = 2
-FULL_SIZE_NOMINAL_S = 180.0
 
 #: Sensor axes in the body segment's frame (x forward, y left, z up when standing upright):
 #: chest y up like the real chest IMU, ankle x up along the shin, hand tilted on the wrist:
@@ -188,178 +152,37 @@ MOTIONS: Dict[int, Motion] = {
                hand=P((0, -60, 0), 1.0, (3.0, 3.0, G), (0.30, 0.30, 0.10), contact=0.45),
                chest=P((0, 0, 0), 1.0, (0.8, 0.5, G), (0.02, 0.03, 0.02), contact=0.45),
                ankle=P((0, 10, 0), 1.0, (1.0, 0.5, G), (0.05, 0.25, 0.03), contact=0.4)),
+    # Movements of other datasets (MHEALTH), under keys beyond PAMAP2's activity IDs
+    101: Motion(0.3, 95, fidget=0.05, turn=0.0, irregular=0.2,                 # waist bends
+                hand=P((0, 10, 0), 1.0, (1.0, 0.3, 1.5), (0.05, 0.90, 0.05)),
+                chest=P((0, 20, 0), 1.0, (1.2, 0.2, 1.2), (0.03, 0.70, 0.04)),
+                ankle=P((0, 0, 0), 1.0, (0.2, 0.1, 0.2), (0.01, 0.05, 0.01))),
+    102: Motion(0.4, 90, fidget=0.04, turn=0.0, irregular=0.2,                 # arms up
+                hand=P((0, -40, 0), 1.0, (2.0, 0.5, 2.5), (0.05, 1.30, 0.10)),
+                chest=P((0, 3, 0), 1.0, (0.3, 0.2, 0.3), (0.02, 0.05, 0.02))),
+    103: Motion(0.5, 105, fidget=0.05, turn=0.0, irregular=0.2,                # crouching
+                hand=P((0, 15, 0), 1.0, (1.0, 0.3, 2.5), (0.05, 0.30, 0.05)),
+                chest=P((0, 15, 0), 1.0, (0.8, 0.3, 3.0), (0.03, 0.25, 0.03)),
+                ankle=P((0, 20, 0), 1.0, (0.8, 0.2, 1.5), (0.02, 0.60, 0.02))),
+    104: Motion(1.1, 150, fidget=0.06, turn=0.05, irregular=0.3,               # jumps f&b
+                hand=P((0, -30, 0), 1.0, (4.0, 1.0, 6.0), (0.10, 0.40, 0.10), contact=0.5),
+                chest=P((0, 10, 0), 1.0, (5.0, 0.8, 7.0), (0.05, 0.20, 0.04), contact=0.5),
+                ankle=P((0, 10, 0), 1.0, (6.0, 1.0, 9.0), (0.05, 0.50, 0.05), contact=0.45)),
+    105: Motion(2.4, 145, fidget=0.06, turn=0.2,                               # jogging
+              hand=P((0, -45, 0), 0.5, (4.5, 1.5, 3.5), (0.08, 0.50, 0.12)),
+              chest=P((0, 8, 0), 1.0, (1.8, 1.2, 5.0), (0.04, 0.05, 0.07), contact=0.6),
+              ankle=P((0, 0, 0), 0.5, (13.0, 3.0, 10.0), (0.08, 0.85, 0.09), contact=0.4)),
 }
-assert set(MOTIONS) == set(pamap2.ACTIVITIES)
-
-
-# --------------------------------------------------------------------------- public API
-def synth_pamap2(out: Path, *, seed: int = 0, seconds_per_activity: float = 60.0,
-                 subjects: Optional[List[int]] = None, optional: bool = False,
-                 full_size: bool = False, force: bool = False, progress: bool = False) -> dict:
-    """Write synthetic PAMAP2 recordings to ``out``; return ``{"files", "rows", "bytes",
-    "path", "seconds"}``.
-
-    ``out/Protocol/subjectNNN.dat`` for each subject (101-109 by default), and with
-    ``optional`` ``out/Optional/subjectNNN.dat`` for those of them with optional recordings.
-    Each activity lasts ``seconds_per_activity`` (s) ±20 %; ``full_size`` instead reproduces
-    the real Protocol folder (~2.87 M rows, ~1.3 GB). Same ``seed``, same bytes. Written into a
-    temp folder beside ``out`` and renamed at the end; an existing ``out`` is refused unless
-    ``force``.
-    """
-    t0 = time.perf_counter()
-    out = Path(out)
-    chosen = _check_args(out, seed, seconds_per_activity, subjects, force)
-    jobs = [_Job(pamap2.PROTOCOL_DIR, s, seed, seconds_per_activity, full_size) for s in chosen]
-    if optional:
-        jobs += [_Job(pamap2.OPTIONAL_DIR, s, seed, seconds_per_activity, full_size)
-                 for s in chosen if s in OPTIONAL_PLAN]
-    with atomic_dir(out, force) as tmp:
-        with progress_bar(length=len(jobs), label="synth pamap2", enabled=progress) as bar:
-            results = _run_jobs(jobs, tmp, _workers(jobs), bar)
-    return {"files": len(results), "rows": sum(r for r, _ in results),
-            "bytes": sum(b for _, b in results), "path": str(out),
-            "seconds": round(time.perf_counter() - t0, 3)}
-
-
-def _check_args(out: Path, seed, seconds_per_activity, subjects, force,
-                ours=lambda name: name in (pamap2.PROTOCOL_DIR, pamap2.OPTIONAL_DIR),
-                what: str = "a folder with Protocol/ and Optional/ in it") -> List[int]:
-    """Validate the arguments at the boundary; return the sorted subject IDs. ``--force``
-    replaces an existing ``out`` only when every entry in it is ``ours``."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise HarError(f"--seed must be an integer >= 0, got {seed!r}")
-    if not (isinstance(seconds_per_activity, (int, float)) and
-            0 < seconds_per_activity <= 3600):
-        raise HarError(f"--seconds-per-activity must be in (0, 3600] s, got "
-                       f"{seconds_per_activity!r}; use --full-size for the real data's size")
-    chosen = list(pamap2.SUBJECTS) if subjects is None else list(subjects)
-    bad = [s for s in chosen if s not in pamap2.SUBJECTS or isinstance(s, bool)]
-    if bad or not chosen:
-        raise HarError(f"--subjects must be IDs within {pamap2.SUBJECTS[0]}-{pamap2.SUBJECTS[-1]}"
-                       f", got {bad if bad else 'none'}")
-    if out.exists() and not out.is_dir():
-        raise HarError(f"{out} is a file, not a folder; choose another OUT")
-    if out.exists() and not force:
-        raise HarError(f"{out} already exists; pass --force to replace it or choose another OUT")
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if not ours(p.name))
-        if foreign:
-            raise HarError(f"{out} holds more than synthetic recordings ({', '.join(foreign[:3])}"
-                           f"{', ...' if len(foreign) > 3 else ''}); --force replaces only "
-                           f"{what}: choose another OUT")
-    return sorted({int(s) for s in chosen})
-
-
-# --------------------------------------------------------------------------- jobs
-@dataclass(frozen=True)
-class _Job:
-    """One file to write: ``<folder>/subject<subject>.dat``."""
-
-    folder: str
-    subject: int
-    seed: int
-    seconds_per_activity: float
-    full_size: bool
-
-    def estimated_rows(self) -> float:
-        """Rows the file will have, roughly (12 activities and their transients)."""
-        if self.full_size and self.folder == pamap2.PROTOCOL_DIR:
-            return pamap2.PROTOCOL_ROWS[self.subject]
-        seconds = FULL_SIZE_NOMINAL_S if self.full_size else self.seconds_per_activity
-        return 16 * seconds * FS
-
-
-def _workers(jobs: Sequence[_Job]) -> int:
-    """Processes to use: one per core, at most ``MAX_WORKERS``, for runs of more than
-    ``PARALLEL_ROWS`` rows; else 1 (in-process)."""
-    if sum(j.estimated_rows() for j in jobs) <= PARALLEL_ROWS:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, len(jobs), MAX_WORKERS))
-
-
-def _run_jobs(jobs: Sequence[_Job], folder: Path, workers: int, bar) -> List[Tuple[int, int]]:
-    """Write every job's file under ``folder``; return ``[(rows, bytes), ...]`` in job order."""
-    for job in jobs:
-        (folder / job.folder).mkdir(exist_ok=True)
-    if workers <= 1:
-        results = []
-        for job in jobs:
-            results.append(_write_job(job, folder))
-            bar.update(1)
-        return results
-    # spawn, not fork: the parent may hold pyarrow/BLAS threads that a fork would break.
-    # Biggest files first, so no process is left with a big one at the end.
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].estimated_rows())
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_write_job, jobs[i], folder): i for i in order}
-        results: List[Tuple[int, int]] = [(0, 0)] * len(jobs)
-        try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                bar.update(1)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return results
-
-
-def _write_job(job: _Job, folder: Path) -> Tuple[int, int]:
-    """Generate and write one recording; return (rows, bytes)."""
-    traits = _Traits.draw(job.seed, job.subject)
-    rng = np.random.default_rng([job.seed, job.subject, 1 + (job.folder == pamap2.OPTIONAL_DIR)])
-    plan = _plan(job, rng)
-    recording = _simulate(plan, traits, rng)
-    path = folder / job.folder / f"subject{job.subject}.dat"
-    _write_dat(path, recording)
-    return recording["timestamp"].shape[0], path.stat().st_size
-
-
-# --------------------------------------------------------------------------- plan
-def _plan(job: _Job, rng: np.random.Generator) -> List[Tuple[int, int]]:
-    """The recording's segments ``[(activity_id, rows), ...]``: transient, activity, transient,
-    ..., transient. Activity durations vary ±20 % around the nominal seconds."""
-    protocol = job.folder == pamap2.PROTOCOL_DIR
-    if protocol:
-        acts = list(ONLY.get(job.subject) or
-                    [a for a in PROTOCOL_ORDER if a not in MISSING.get(job.subject, ())])
-    else:
-        acts = list(OPTIONAL_PLAN[job.subject])
-    weights = [1.0] * len(acts)
-    if job.full_size and protocol:
-        acts, weights = _full_size_activities(acts)
-    nominal = FULL_SIZE_NOMINAL_S if job.full_size else job.seconds_per_activity
-    act_s = np.array(weights) * nominal * rng.uniform(0.8, 1.2, len(acts))
-    trans_s = max(2.0, 0.25 * nominal) * rng.uniform(0.6, 1.4, len(acts) + 1)
-    if job.full_size and protocol:
-        share = FULL_SIZE_TRANSIENT_SHARE
-        trans_s *= share / (1 - share) * act_s.sum() / trans_s.sum()
-        scale = pamap2.PROTOCOL_ROWS[job.subject] / FS / (act_s.sum() + trans_s.sum())
-        act_s, trans_s = act_s * scale, trans_s * scale
-    plan = [(pamap2.TRANSIENT_ID, trans_s[0])]
-    for a, s_act, s_trans in zip(acts, act_s, trans_s[1:]):
-        plan += [(a, s_act), (pamap2.TRANSIENT_ID, s_trans)]
-    return [(a, max(MIN_SEGMENT_ROWS, int(round(s * FS)))) for a, s in plan]
-
-
-def _full_size_activities(acts: List[int]) -> Tuple[List[int], List[float]]:
-    """Full size: the real subjects climbed the stairs in bouts (up, down, up, down, ...) and
-    spent more or less time on each activity; return (activities, relative durations)."""
-    out: List[int] = []
-    for a in acts:
-        if a == 12:
-            out += [12, 13] * FULL_SIZE_STAIRS_BOUTS
-        elif a != 13:
-            out.append(a)
-    weights = [FULL_SIZE_WEIGHTS.get(a, 1.0) / (FULL_SIZE_STAIRS_BOUTS if a in (12, 13) else 1)
-               for a in out]
-    return out, weights
+#: Activities other datasets have and PAMAP2 lacks: their MOTIONS keys.
+EXTRA_ACTIVITIES: Dict[int, str] = {101: "waist bends forward", 102: "frontal elevation of arms",
+                                    103: "knees bending (crouching)", 104: "jump front & back",
+                                    105: "jogging"}
+assert set(MOTIONS) == set(pamap2.ACTIVITIES) | set(EXTRA_ACTIVITIES)
 
 
 # --------------------------------------------------------------------------- subject traits
 @dataclass
-class _Traits:
+class Traits:
     """What makes one subject differ from another; drawn from ``(seed, subject)`` alone, so it
     is the same in the subject's Protocol and Optional recordings."""
 
@@ -377,17 +200,12 @@ class _Traits:
     declination: float = 0.0                                          # rad
 
     @classmethod
-    def draw(cls, seed: int, subject: int) -> "_Traits":
+    def draw(cls, seed: int, subject: int) -> "Traits":
         rng = np.random.default_rng([seed, subject, 0])
         t = cls()
         base_cadence = float(np.clip(rng.normal(1.0, 0.05), 0.9, 1.1))
         base_gain = {s: float(rng.lognormal(0.0, 0.15)) for s in pamap2.SENSORS}
-        for a in sorted(MOTIONS):
-            t.cadence[a] = base_cadence * float(rng.normal(1.0, 0.03))
-            for s in pamap2.SENSORS:
-                t.gain[a, s] = base_gain[s] * float(rng.lognormal(0.0, 0.1))
-                jitter = Rotation.from_rotvec(rng.normal(0.0, math.radians(6), 3))
-                t.posture[a, s] = _euler(getattr(MOTIONS[a], s).posture_deg) * jitter
+        t._draw_activities(rng, sorted(pamap2.ACTIVITIES), base_cadence, base_gain)
         for s in pamap2.SENSORS:
             tilt = Rotation.from_rotvec(rng.normal(0.0, math.radians(10), 3))
             t.mount[s] = (tilt * _euler(_MOUNT_EULER_DEG[s])
@@ -400,13 +218,25 @@ class _Traits:
         t.hr_rest = float(rng.normal(75.0, 6.0))
         t.hr_gain = float(np.clip(rng.normal(1.0, 0.1), 0.75, 1.25))
         t.declination = float(rng.uniform(0.0, 2 * math.pi))
+        # drawn last, so that adding movements leaves the PAMAP2 subjects as they were
+        t._draw_activities(rng, sorted(EXTRA_ACTIVITIES), base_cadence, base_gain)
         return t
+
+    def _draw_activities(self, rng, acts, base_cadence: float, base_gain) -> None:
+        for a in acts:
+            self.cadence[a] = base_cadence * float(rng.normal(1.0, 0.03))
+            for s in pamap2.SENSORS:
+                self.gain[a, s] = base_gain[s] * float(rng.lognormal(0.0, 0.1))
+                jitter = Rotation.from_rotvec(rng.normal(0.0, math.radians(6), 3))
+                self.posture[a, s] = _euler(getattr(MOTIONS[a], s).posture_deg) * jitter
 
 
 # --------------------------------------------------------------------------- simulation
-def _simulate(plan: List[Tuple[int, int]], traits: _Traits, rng: np.random.Generator) -> dict:
-    """Rows of one recording: ``timestamp`` [n] s, ``activity`` [n], ``heart_rate`` [n] bpm
-    (NaN between readings), ``imu`` [n, 51] float32 in file order (NaN in dropouts)."""
+def simulate(plan: List[Tuple[int, int]], traits: Traits, rng: np.random.Generator,
+             dropouts: bool = True, gaps: bool = True) -> dict:
+    """Rows of one recording at :data:`FS`: ``timestamp`` [n] s, ``activity`` [n], ``heart_rate``
+    [n] bpm (NaN between readings), ``imu`` [n, 51] float32 in PAMAP2's column order (NaN in
+    wireless ``dropouts``); with ``gaps`` a few seconds go missing inside some activities."""
     acts = [a for a, _ in plan]
     lengths = np.array([rows for _, rows in plan])
     n = int(lengths.sum())
@@ -425,18 +255,19 @@ def _simulate(plan: List[Tuple[int, int]], traits: _Traits, rng: np.random.Gener
         blocks.append(_imu_block(rng, s, posture, alpha_s, lin_s, heading, intensity, traits))
     imu = np.concatenate(blocks, axis=1)
     _round_significant(imu)
-    _dropouts(rng, imu)
+    if dropouts:
+        _dropouts(rng, imu)
     start_cs = np.round(rng.uniform(5.0, 10.0) * 100)                   # centiseconds
     timestamp = (start_cs + np.arange(n)) / 100
-    keep = _gaps(rng, acts, lengths)
+    keep = _gaps(rng, acts, lengths) if gaps else np.ones(n, bool)
     return {"timestamp": timestamp[keep],
-            "activity": np.repeat(np.array(acts, dtype=np.int8), lengths)[keep],
+            "activity": np.repeat(np.array(acts, dtype=np.int16), lengths)[keep],
             "heart_rate": _heart_rate(rng, lengths, motions, traits)[keep],
             "imu": imu[keep]}
 
 
 def _imu_block(rng, sensor: str, posture: Rotation, alpha, lin, heading, intensity,
-               traits: _Traits) -> np.ndarray:
+               traits: Traits) -> np.ndarray:
     """The 17 columns of one IMU, [n, 17] float32 in ``pamap2.IMU_FIELDS`` order.
 
     ``posture`` [n] segment posture, ``alpha`` [n, 3] swing (rotation vector, rad, segment
@@ -466,7 +297,7 @@ def _imu_block(rng, sensor: str, posture: Rotation, alpha, lin, heading, intensi
     return block.astype(np.float32)
 
 
-def _periodic(rng, acts: List[int], lengths: np.ndarray, traits: _Traits):
+def _periodic(rng, acts: List[int], lengths: np.ndarray, traits: Traits):
     """Per sensor: swing ``alpha`` [n, 3] (rad) and linear acceleration ``lin`` [n, 3] (m/s²)
     of every segment's periodic motion, faded in and out at the segment's ends."""
     n = int(lengths.sum())
@@ -511,7 +342,7 @@ def _swing_wave(theta: np.ndarray, part: Part) -> np.ndarray:
                      yaw * np.sin(theta + np.pi / 4)], axis=1)
 
 
-def _postures(sensor: str, acts: List[int], lengths: np.ndarray, traits: _Traits) -> Rotation:
+def _postures(sensor: str, acts: List[int], lengths: np.ndarray, traits: Traits) -> Rotation:
     """[n] posture of the sensor's segment: the activity's during an activity, a smooth turn
     (slerp along the shortest arc, smoothstep in time) from the previous activity's to the
     next one's during a transient."""
@@ -537,7 +368,7 @@ def _heading(rng, n: int, lengths, motions: List[Motion], declination: float) ->
     return declination + np.cumsum(rate) / FS
 
 
-def _heart_rate(rng, lengths, motions: List[Motion], traits: _Traits) -> np.ndarray:
+def _heart_rate(rng, lengths, motions: List[Motion], traits: Traits) -> np.ndarray:
     """[n] bpm: follows each activity's level with a 20 s lag, integer readings at ~9 Hz,
     NaN between readings."""
     target = [traits.hr_rest + (m.heart_bpm - 75.0) * traits.hr_gain for m in motions]
@@ -551,7 +382,7 @@ def _heart_rate(rng, lengths, motions: List[Motion], traits: _Traits) -> np.ndar
     return out
 
 
-def _temperature(rng, sensor: str, intensity: np.ndarray, traits: _Traits) -> np.ndarray:
+def _temperature(rng, sensor: str, intensity: np.ndarray, traits: Traits) -> np.ndarray:
     """[n] °C in the sensors' 1/16 °C steps: a subject base, a slow drift, an activity effect."""
     n = intensity.shape[0]
     temp = (traits.temp_c[sensor] + 0.6 * _smooth_noise(rng, n, 0.002)
@@ -656,78 +487,26 @@ def _angular_velocity(q: Rotation) -> np.ndarray:
     return 2 * (w * dv - dw * v - np.cross(v, dv))
 
 
-# --------------------------------------------------------------------------- writing
-def _write_dat(path: Path, recording: dict) -> None:
-    """Write one recording as PAMAP2 text: 54 space-separated columns, ``NaN`` when missing."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    imu = recording["imu"]
-    arrays = [pa.array(recording["timestamp"]), pa.array(recording["activity"]),
-              pa.array(recording["heart_rate"], from_pandas=True)]
-    arrays += [pa.array(np.ascontiguousarray(imu[:, j]), from_pandas=True)
-               for j in range(imu.shape[1])]
-    table = pa.Table.from_arrays(arrays, names=list(pamap2.COLUMNS))
-    options = pacsv.WriteOptions(include_header=False, delimiter=" ", quoting_style="none",
-                                 null_string="NaN", batch_size=1 << 16)
-    pacsv.write_csv(table, str(path), options)
 
 
-# --------------------------------------------------------------------------- your own data
-#: ``har synth csv``: a wrist-worn IMU study, the shape of the files users bring.
-CSV_RATE_HZ = 50.0
-CSV_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+def plan(acts, seconds, rng: np.random.Generator, transient_s=(2.0, 6.0)
+         ) -> List[Tuple[int, int]]:
+    """``[(activity, rows), ...]`` at :data:`FS`: transient (0), ``acts[0]`` for
+    ``seconds[0]`` s, transient, ..., transient; transients last ``transient_s`` s (uniform)."""
+    out = [(0, max(MIN_SEGMENT_ROWS, int(rng.uniform(*transient_s) * FS)))]
+    for a, s in zip(acts, seconds):
+        out += [(int(a), max(MIN_SEGMENT_ROWS, int(round(s * FS)))),
+                (0, max(MIN_SEGMENT_ROWS, int(rng.uniform(*transient_s) * FS)))]
+    return out
 
 
-def synth_csv(out: Path, *, seed: int = 0, seconds_per_activity: float = 30.0,
-              subjects: Optional[List[int]] = None, force: bool = False,
-              progress: bool = False) -> dict:
-    """Write a synthetic study of your own recordings: ``out/P01.csv`` ... one file per
-    subject, ``time,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z,activity,participant`` at 50 Hz.
-
-    The signals are the hand IMU of the PAMAP2 body model above (acc ±16 g in m/s², gyroscope in
-    rad/s) at every 2nd row, with its dropouts (empty cells) and missing seconds (timestamp
-    gaps); ``activity`` holds the activity's name, empty between activities (no label);
-    ``participant`` is ``P01``, ``P02``, ... for the PAMAP2 subjects 101, 102, ... (default
-    101-106). Same ``seed``, same bytes; written into a temp folder and renamed.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    t0 = time.perf_counter()
-    out = Path(out)
-    chosen = _check_args(out, seed, seconds_per_activity,
-                         subjects if subjects is not None else list(range(101, 107)), force,
-                         ours=lambda name: bool(re.fullmatch(r"P\d\d\.csv", name)),
-                         what="a folder of P01.csv ... files")
-    hand = pamap2.SENSORS.index("hand") * (pamap2.NUM_COLUMNS - 3) // 3
-    offsets = {"acc16": 1, "gyro": 7}
-    rows = size = 0
-    with atomic_dir(out, force) as tmp, progress_bar(
-            length=len(chosen), label="synth csv", enabled=progress) as bar:
-        for subject in chosen:
-            job = _Job(pamap2.PROTOCOL_DIR, subject, seed, seconds_per_activity, False)
-            rng = np.random.default_rng([seed, subject, 1])
-            rec = _simulate(_plan(job, rng), _Traits.draw(seed, subject), rng)
-            keep = slice(None, None, int(FS / CSV_RATE_HZ))
-            columns = {"time": np.round(rec["timestamp"][keep] - 5.0, 2)}
-            for name, first in offsets.items():
-                for axis in range(3):
-                    key = CSV_CHANNELS[(name == "gyro") * 3 + axis]
-                    columns[key] = pa.array(rec["imu"][keep, hand + first + axis],
-                                            from_pandas=True)
-            names = [pamap2.ACTIVITIES[a] if a != pamap2.TRANSIENT_ID else None
-                     for a in rec["activity"][keep].tolist()]
-            columns["activity"] = pa.array(names, pa.string())
-            columns["participant"] = pa.array([f"P{subject - 100:02d}"] * len(names))
-            path = tmp / f"P{subject - 100:02d}.csv"
-            table = pa.table(columns)
-            with open(path, "wb") as fh:
-                fh.write((",".join(table.column_names) + "\n").encode())
-                pacsv.write_csv(table, fh, pacsv.WriteOptions(
-                    include_header=False, quoting_style="none", null_string=""))
-            rows += len(names)
-            size += path.stat().st_size
-            bar.update(1)
-    return {"files": len(chosen), "rows": rows, "bytes": size, "path": str(out),
-            "seconds": round(time.perf_counter() - t0, 3)}
+def sensor_columns(sensor: str, field: str) -> slice:
+    """Columns of ``simulate()["imu"]`` holding one sensor's field (``acc16``, ``gyro``, ...)."""
+    width = (pamap2.NUM_COLUMNS - 3) // len(pamap2.SENSORS)
+    start = pamap2.SENSORS.index(sensor) * width
+    offset = 0
+    for name, size in pamap2.IMU_FIELDS:
+        if name == field:
+            return slice(start + offset, start + offset + size)
+        offset += size
+    raise KeyError(field)

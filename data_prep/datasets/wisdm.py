@@ -1,0 +1,322 @@
+"""``wisdm``: the WISDM Activity Prediction dataset v1.1 (Kwapisz, Weiss & Moore 2010).
+
+One text file, ``WISDM_ar_v1.1/WISDM_ar_v1.1_raw.txt``: a record per ``;``, usually one per line,
+``user,activity,timestamp,x,y,z;`` -- 36 users, 6 activities (Walking, Jogging, Upstairs,
+Downstairs, Sitting, Standing), a phone in the front trouser pocket sampling its accelerometer at
+20 Hz; x, y, z in m/s² (the readme: "10 = 1 g"), the timestamp in nanoseconds of the phone's
+uptime.
+
+The file has known flaws, which are counted, skipped and reported (``meta.json["dropped"]``),
+never fatal: several records on one line; a ``,`` before the ``;``; records cut short or with an
+empty value; values that are not numbers; timestamps of 0; timestamps that repeat or go back.
+A user's records become recordings in file order, a new one wherever the time goes back; a
+repeated timestamp or one of 0 drops its record.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from data_prep.datasets.base import (
+    Channel,
+    ClassSpec,
+    Dataset,
+    Recording,
+    RecordingOptions,
+    RowParser,
+)
+from data_prep.sources import Source, file_source, has_content, visible_files
+from harkit.errors import HarError
+
+RATE_HZ = 20.0
+FILE_NAME = "WISDM_ar_v1.1_raw.txt"
+DATASET_DIR = "WISDM_ar_v1.1"
+ACTIVITIES: Tuple[str, ...] = ("Walking", "Jogging", "Upstairs", "Downstairs", "Sitting",
+                               "Standing")
+USERS: Tuple[int, ...] = tuple(range(1, 37))
+CHANNELS: Tuple[str, ...] = ("acc_x", "acc_y", "acc_z")
+#: How many offending line numbers ``meta.json`` keeps per cause.
+REPORTED_LINES = 5
+_RECORD = re.compile(rb"^\s*(\d+),([A-Za-z]+),(-?\d+),([^,;]*),([^,;]*),([^,;]*),?\s*$")
+
+
+@dataclass(frozen=True)
+class WisdmOptions(RecordingOptions):
+    pass
+
+
+class Wisdm(Dataset):
+    name = "wisdm"
+    title = "WISDM Activity Prediction v1.1: 36 users, a phone's accelerometer at 20 Hz"
+    layout = f"{DATASET_DIR}/{FILE_NAME} (or that file, or a folder above it)"
+    rate_hz = RATE_HZ
+    subjects_from = "the user column (1-36)"
+    options = WisdmOptions
+    cacheable = True
+    streams = True
+
+    def detect(self, path: Path) -> bool:
+        path = Path(path)
+        if path.is_file():
+            return path.name == FILE_NAME
+        return bool(_find(path))
+
+    def all_channels(self) -> List[Channel]:
+        return [Channel(c, "phone (trouser pocket)", "acc", "m/s^2") for c in CHANNELS]
+
+    def channels(self, opts) -> List[Channel]:
+        return self.all_channels()
+
+    def classes(self, opts) -> List[ClassSpec]:
+        return [ClassSpec(a, a) for a in ACTIVITIES]
+
+    def validate(self, opts) -> None:
+        for opt, subjects in (("--val-subjects", opts.val_subjects),
+                              ("--test-subjects", opts.test_subjects)):
+            bad = [s for s in subjects if s not in USERS]
+            if bad:
+                raise HarError(f"{opt}: {bad} are not WISDM users; choose among 1-36")
+
+    def sources(self, path: Path, opts) -> List[Source]:
+        return self.recording_sources(Path(path))
+
+    def recording_sources(self, path: Path) -> List[Source]:
+        if not path.exists():
+            raise HarError(f"{path} does not exist; pass the WISDM_ar_v1.1 folder or its "
+                           f"{FILE_NAME} (get it with 'har download wisdm DEST')")
+        files = [path] if path.is_file() else _find(path)
+        if not files:
+            raise HarError(f"no {FILE_NAME} under {path}/; pass the WISDM_ar_v1.1 folder or the "
+                           "raw file")
+        return [file_source(f) for f in files]
+
+    def parse(self, data, source: Source, opts, buffers=None, for_prepare: bool = True
+              ) -> List[Recording]:
+        if not has_content(data):
+            raise HarError(f"{source.name} is empty; download it again")
+        parsed = parse_records(bytes(data))
+        if not parsed.user.size:
+            raise HarError(f"{source.name} holds no WISDM record (user,activity,timestamp,x,y,"
+                           "z;); is it the WISDM v1.1 raw file?")
+        return _recordings(parsed, source)
+
+    def row_parser(self, opts, name: str) -> RowParser:
+        return _Rows(name)
+
+
+DATASET = Wisdm()
+
+
+def _find(folder: Path) -> List[Path]:
+    return [f for f in visible_files(folder, FILE_NAME)][:1]
+
+
+# --------------------------------------------------------------------------- parsing
+@dataclass
+class Records:
+    """Parsed records in file order, and what was skipped (by cause: count, first lines)."""
+
+    user: np.ndarray          # int64 [n]
+    activity: np.ndarray      # int64 [n], index into ACTIVITIES
+    timestamp_ns: np.ndarray  # int64 [n]
+    xyz: np.ndarray           # float32 [n, 3]
+    skipped: Dict[str, Dict[str, object]]
+
+
+def parse_records(data: bytes, first_line: int = 1) -> Records:
+    """Every record of the raw text; malformed ones are skipped and counted by cause with the
+    first :data:`REPORTED_LINES` line numbers: ``cut_short`` (too few fields), ``not_a_number``,
+    ``empty_value``, ``unknown_activity``. Line numbers count from ``first_line``.
+
+    The fast path makes each record a CSV line (``;`` -> newline, a ``,`` before it dropped,
+    byte offsets kept) for pyarrow, which skips rows with the wrong field count; a value that is
+    not a number sends the whole text to the record-by-record path (:func:`_parse_slowly`)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    text = data.replace(b",;", b";;").replace(b";", b"\n")
+    short: List[str] = []
+
+    def invalid(row):
+        short.append(row.text)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(text),
+            read_options=pacsv.ReadOptions(column_names=["user", "activity", "timestamp", "x",
+                                                         "y", "z"]),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"user": pa.int64(), "timestamp": pa.int64(),
+                              "activity": pa.dictionary(pa.int32(), pa.string()),
+                              "x": pa.float32(), "y": pa.float32(), "z": pa.float32()},
+                null_values=[""], strings_can_be_null=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return _parse_slowly(data, first_line)
+    finder = _LineFinder(data, first_line)
+    skipped: Dict[str, Dict[str, object]] = {}
+    if short:
+        skipped["cut_short"] = {"records": len(short), "lines": [
+            finder.of(r.encode()) for r in short[:REPORTED_LINES]]}
+    user = table.column("user").to_numpy(zero_copy_only=False)
+    stamp = table.column("timestamp").to_numpy(zero_copy_only=False)
+    xyz = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in "xyz"], axis=1)
+    activity = _activity_codes(table.column("activity"))
+    empty = (np.isnan(xyz).any(axis=1) | np.isnan(np.asarray(user, np.float64))
+             | np.isnan(np.asarray(stamp, np.float64)))
+    unknown = (activity < 0) & ~empty
+    for cause, mask in (("empty_value", empty), ("unknown_activity", unknown)):
+        if mask.any():
+            first = np.flatnonzero(mask)[:REPORTED_LINES]
+            skipped[cause] = {"records": int(mask.sum()), "lines": [
+                finder.of(b",%d," % int(stamp[i]) if stamp[i] == stamp[i] else b",,")
+                for i in first]}
+    keep = ~(empty | unknown)
+    stamp = np.asarray(stamp[keep], np.int64)
+    return Records(np.asarray(user[keep], np.int64), activity[keep], stamp,
+                   np.ascontiguousarray(xyz[keep], dtype=np.float32), skipped)
+
+
+def _activity_codes(column) -> np.ndarray:
+    """int64 index into ACTIVITIES of each record (-1: another label, or none)."""
+    import pyarrow.compute as pc
+
+    index = {a: i for i, a in enumerate(ACTIVITIES)}
+    column = column.unify_dictionaries() if column.num_chunks > 1 else column
+    if not column.num_chunks:
+        return np.empty(0, np.int64)
+    names = column.chunks[0].dictionary.to_pylist()
+    lookup = np.array([index.get(n, -1) for n in names] + [-1], np.int64)
+    codes = np.concatenate([pc.fill_null(c.indices, len(names)).to_numpy(zero_copy_only=False)
+                            for c in column.chunks])
+    return lookup[codes]
+
+
+class _LineFinder:
+    """File line numbers of reported records, looked up only when asked."""
+
+    def __init__(self, data: bytes, first_line: int) -> None:
+        self.data, self.first_line = data, first_line
+        self._newlines: Optional[np.ndarray] = None
+
+    def of(self, needle: bytes) -> int:
+        """The line holding the first occurrence of ``needle``."""
+        if self._newlines is None:
+            self._newlines = np.flatnonzero(np.frombuffer(self.data, np.uint8) == 10)
+        offset = max(self.data.find(needle), 0)
+        return int(np.searchsorted(self._newlines, offset, side="right")) + self.first_line
+
+
+def _parse_slowly(data: bytes, first_line: int = 1) -> Records:
+    """:func:`parse_records` record by record, for text pyarrow cannot convert (a value that
+    is not a number): the same records and causes, with exact line numbers."""
+    users, acts, stamps, values = [], [], [], []
+    skipped: Dict[str, Dict[str, object]] = {}
+    index = {a: i for i, a in enumerate(ACTIVITIES)}
+
+    def skip(cause: str, number: int) -> None:
+        entry = skipped.setdefault(cause, {"records": 0, "lines": []})
+        entry["records"] += 1
+        if len(entry["lines"]) < REPORTED_LINES:
+            entry["lines"].append(number)
+
+    for number, raw in enumerate(data.split(b"\n"), start=first_line):
+        if b";" not in raw and not raw.strip():
+            continue
+        for record in raw.split(b";"):
+            if not record.strip():
+                continue
+            m = _RECORD.match(record)
+            if m is None:
+                skip("cut_short" if record.count(b",") < 5 else "not_a_number", number)
+                continue
+            fields = m.groups()
+            activity = index.get(fields[1].decode())
+            if activity is None:
+                skip("unknown_activity", number)
+                continue
+            if not all(f.strip() for f in fields[3:]):
+                skip("empty_value", number)
+                continue
+            try:
+                xyz = [float(f) for f in fields[3:]]
+            except ValueError:
+                skip("not_a_number", number)
+                continue
+            users.append(int(fields[0]))
+            acts.append(activity)
+            stamps.append(int(fields[2]))
+            values.append(xyz)
+    return Records(np.array(users, np.int64), np.array(acts, np.int64),
+                   np.array(stamps, np.int64), np.array(values, np.float32).reshape(-1, 3),
+                   skipped)
+
+
+def _recordings(parsed: Records, source: Source) -> List[Recording]:
+    """Per user, in file order: a new recording wherever the time goes back; records with a
+    timestamp of 0 or one that repeats the previous are dropped (counted in ``extra``)."""
+    out = []
+    for user in np.unique(parsed.user):
+        rows = np.flatnonzero(parsed.user == user)
+        t = parsed.timestamp_ns[rows]
+        zero = t == 0
+        repeat = np.zeros(rows.size, bool)
+        repeat[1:] = t[1:] == t[:-1]
+        keep = rows[~zero & ~repeat]
+        t = parsed.timestamp_ns[keep]
+        back = np.flatnonzero(np.diff(t) < 0) + 1
+        bounds = np.concatenate(([0], back, [keep.size]))
+        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            part = keep[a:b]
+            if part.size < 2:
+                continue
+            extra = {"user": int(user), "part": k + 1}
+            if k == 0:
+                extra.update(dropped_zero_timestamps=int(zero.sum()),
+                             dropped_repeated_timestamps=int(repeat.sum()),
+                             skipped_records={c: v["records"] for c, v in
+                                              parsed.skipped.items()} if user == parsed.user[0]
+                             else {})
+            out.append(Recording(
+                f"{source.name}#user{int(user)}.{k + 1}", int(user),
+                parsed.timestamp_ns[part].astype(np.float64) * 1e-9,
+                np.asfortranarray(parsed.xyz[part]), CHANNELS, parsed.activity[part],
+                ACTIVITIES, RATE_HZ, size=source.size, extra=extra))
+    if parsed.skipped and out:
+        out[0].extra["skipped"] = parsed.skipped
+    return out
+
+
+class _Rows(RowParser):
+    """Streaming WISDM text: records of any user, in order, as rows (the user is ignored)."""
+
+    channels = CHANNELS
+    rate_hz = RATE_HZ
+
+    def __init__(self, name: str) -> None:
+        self.name, self.line = name, 1
+        self.label_names = list(ACTIVITIES)
+        self._last: Optional[int] = None
+        self.skipped: Dict[str, Dict[str, object]] = {}
+
+    def parse(self, data: bytes):
+        first, self.line = self.line, self.line + data.count(b"\n")
+        parsed = parse_records(data, first)
+        for cause, entry in parsed.skipped.items():
+            mine = self.skipped.setdefault(cause, {"records": 0, "lines": []})
+            mine["records"] += entry["records"]
+            mine["lines"] = (mine["lines"] + entry["lines"])[:REPORTED_LINES]
+        t = parsed.timestamp_ns
+        previous = np.concatenate(([self._last], t[:-1])) if self._last is not None else \
+            np.concatenate(([-1], t[:-1]))
+        keep = (t != 0) & (t != previous)
+        if t.size:
+            self._last = int(t[-1])
+        return (t[keep].astype(np.float64) * 1e-9, parsed.activity[keep],
+                parsed.xyz[keep])
