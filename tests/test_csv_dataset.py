@@ -263,3 +263,19 @@ def test_a_config_file_holds_the_study_layout(tmp_path, run_cli):
     assert meta["splits"]["test"]["subjects"] == ["A3"] and meta["options"]["window"] == 32
     code, _, err = run_cli("prepare", raw, "--config", study, "--sensors", "hand")
     assert code == 2 and "--sensors" in one_error_line(err) and "csv" in err
+
+
+def test_arrow_columns_to_numpy_keep_values_and_mark_nulls_as_nan():
+    """Columns as pyarrow hands them over (many chunks, sliced chunks, nulls in integer and
+    float columns) reach numpy value for value, nulls as NaN, into a given buffer too."""
+    import pyarrow as pa
+
+    from data_prep.datasets.base import to_numpy
+
+    ints = pa.array([7, None, 3, 4, None, 6], pa.int64()).slice(1)
+    floats = pa.chunked_array([pa.array([1.5, None], pa.float32()), pa.array([2.5], pa.float32())])
+    np.testing.assert_array_equal(to_numpy(pa.chunked_array([ints])), [np.nan, 3, 4, np.nan, 6])
+    assert to_numpy(pa.chunked_array([pa.array([1, 2, 3], pa.int32()).slice(1)])).tolist() == [2, 3]
+    out = np.zeros(3, np.float32)
+    to_numpy(floats, out)
+    np.testing.assert_array_equal(out, [1.5, np.nan, 2.5])

@@ -39,6 +39,7 @@ from data_prep.datasets.base import (
     RecordingOptions,
     RowParser,
     option,
+    to_numpy,
 )
 from data_prep.sources import Source, file_source, has_content, visible_files
 from harkit.errors import HarError
@@ -199,12 +200,8 @@ def parse_log(data, name: str, buffers=None, first_line: int = 1
     signals = (buffers.take(n, width) if buffers is not None
                else np.empty((width, n), np.float32).T)
     for j, c in enumerate(CHANNEL_NAMES):
-        pos = 0
-        for chunk in table.column(c).chunks:
-            values = chunk.to_numpy(zero_copy_only=False)
-            signals[pos:pos + values.size, j] = values
-            pos += values.size
-    label = table.column("label").to_numpy()
+        to_numpy(table.column(c), signals[:, j])
+    label = to_numpy(table.column("label"))
     bad = np.flatnonzero(~np.isin(label, list(ACTIVITIES)))
     if bad.size:
         raise _row_error(bytes(data), name, first_line, row=int(bad[0]))

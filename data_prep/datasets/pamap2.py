@@ -40,6 +40,7 @@ from data_prep.datasets.base import (
     RecordingOptions,
     RowParser,
     option,
+    to_numpy,
 )
 from data_prep.sources import Source, file_source, has_content, visible_files
 from harkit.errors import HarError
@@ -252,16 +253,7 @@ def parse_bytes(data, name: str, buffers=None) -> Tuple[np.ndarray, np.ndarray, 
 
 def column(table, name: str, out: Optional[np.ndarray] = None) -> np.ndarray:
     """One pyarrow table column as a numpy array (copied into ``out`` when given)."""
-    chunks = table.column(name).chunks
-    if out is None:
-        return np.concatenate([c.to_numpy() for c in chunks]) if len(chunks) != 1 \
-            else chunks[0].to_numpy()
-    pos = 0
-    for c in chunks:
-        values = c.to_numpy()
-        out[pos:pos + values.size] = values
-        pos += values.size
-    return out
+    return to_numpy(table.column(name), out)
 
 
 _SIGNAL_INDEX = [COLUMN_INDEX[c] for c in SIGNAL_COLUMNS]

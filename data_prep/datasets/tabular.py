@@ -42,8 +42,11 @@ from data_prep.datasets.base import (
     Recording,
     RecordingOptions,
     RowParser,
+    array_to_numpy,
+    as_type,
     label_codes,
     option,
+    to_numpy,
 )
 from data_prep.sources import Source, file_source, has_content, visible_files
 from harkit.errors import HarError
@@ -441,7 +444,6 @@ def _read_parquet(data, source: Source, opts: CsvOptions, columns_only: bool = F
 def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptions,
                 buffers) -> List[Recording]:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     n = len(next(iter(table.data.values())))
     if n == 0:
@@ -453,8 +455,8 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
     time = _seconds(table, opts, source, header_lines) if opts.time_col else None
     groups = _groups(table, opts, source, n)
     width = len(table.channels)
-    columns = [pc.cast(table.data[col], pa.float32()) for col in table.channels]
-    whole = None if len(groups) == 1 else [c.to_numpy(zero_copy_only=False) for c in columns]
+    columns = [as_type(table.data[col], pa.float32()) for col in table.channels]
+    whole = None if len(groups) == 1 else [to_numpy(c) for c in columns]
     recordings = []
     for key, rows in groups:
         count = n if rows is None else len(rows)
@@ -462,7 +464,7 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
                    else np.empty((width, count), np.float32).T)
         for j, col in enumerate(columns):
             if whole is None:
-                _copy_chunks(col, signals[:, j])
+                to_numpy(col, signals[:, j])
             else:
                 signals[:, j] = whole[j][rows]
         ts, rate, even = _timeline(time, rows, count, opts, source, header_lines)
@@ -476,15 +478,6 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
     return recordings
 
 
-def _copy_chunks(chunked, out: np.ndarray) -> None:
-    """A pyarrow ChunkedArray copied chunk by chunk into ``out`` (nulls become NaN)."""
-    pos = 0
-    for chunk in chunked.chunks:
-        values = chunk.to_numpy(zero_copy_only=False)
-        out[pos:pos + values.size] = values
-        pos += values.size
-
-
 def _dictionary(column) -> Tuple[np.ndarray, List[str]]:
     """int64 codes (-1 for empty) and the label names of a column (read as a dictionary of
     strings, or any other type, which is encoded here)."""
@@ -495,8 +488,10 @@ def _dictionary(column) -> Tuple[np.ndarray, List[str]]:
         column = pc.dictionary_encode(column.cast(pa.string()))
     column = column.unify_dictionaries() if column.num_chunks > 1 else column
     chunks = column.chunks
-    codes = (np.concatenate([pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False)
-                             for c in chunks]) if chunks else np.empty(0, np.int32))
+    codes = (np.concatenate([array_to_numpy(c.indices) for c in chunks]) if chunks
+             else np.empty(0, np.int32))
+    if codes.dtype.kind == "f":               # empty values
+        codes = np.where(np.isnan(codes), -1, codes)
     codes = codes.astype(np.int64)
     names = ([str(v).strip() for v in chunks[0].dictionary.to_pylist()] if chunks else [])
     empty = [i for i, v in enumerate(names) if v == ""]
@@ -550,11 +545,12 @@ def _seconds(table: _Table, opts: CsvOptions, source: Source, header_lines: int)
 
     col = table.data[opts.time_col]
     if pa.types.is_timestamp(col.type):
-        ns = col.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        col = as_type(col, pa.timestamp("ns", tz=col.type.tz))  # (text reads as ns)
+        ns = to_numpy(pa.chunked_array([c.view(pa.int64()) for c in col.chunks], pa.int64()))
         values = ns.astype(np.float64) * 1e-9
-        missing = col.is_null().to_numpy(zero_copy_only=False)
+        missing = np.isnan(values)
     elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        values = to_numpy(as_type(col, pa.float64()))
         if TIME_UNITS[opts.time_unit] != 1.0:
             values = values * TIME_UNITS[opts.time_unit]
         missing = ~np.isfinite(values)

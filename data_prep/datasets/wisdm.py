@@ -29,6 +29,8 @@ from data_prep.datasets.base import (
     Recording,
     RecordingOptions,
     RowParser,
+    array_to_numpy,
+    to_numpy,
 )
 from data_prep.sources import Source, file_source, has_content, visible_files
 from harkit.errors import HarError
@@ -42,6 +44,7 @@ USERS: Tuple[int, ...] = tuple(range(1, 37))
 CHANNELS: Tuple[str, ...] = ("acc_x", "acc_y", "acc_z")
 #: How many offending line numbers ``meta.json`` keeps per cause.
 REPORTED_LINES = 5
+_SEMICOLON_TO_NEWLINE = bytes.maketrans(b";", b"\n")
 _RECORD = re.compile(rb"^\s*(\d+),([A-Za-z]+),(-?\d+),([^,;]*),([^,;]*),([^,;]*),?\s*$")
 
 
@@ -139,7 +142,7 @@ def parse_records(data: bytes, first_line: int = 1) -> Records:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    text = data.replace(b",;", b";;").replace(b";", b"\n")
+    text = data.replace(b",;", b";;").translate(_SEMICOLON_TO_NEWLINE)
     short: List[str] = []
 
     def invalid(row):
@@ -164,9 +167,9 @@ def parse_records(data: bytes, first_line: int = 1) -> Records:
     if short:
         skipped["cut_short"] = {"records": len(short), "lines": [
             finder.of(r.encode()) for r in short[:REPORTED_LINES]]}
-    user = table.column("user").to_numpy(zero_copy_only=False)
-    stamp = table.column("timestamp").to_numpy(zero_copy_only=False)
-    xyz = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in "xyz"], axis=1)
+    user = to_numpy(table.column("user"))
+    stamp = to_numpy(table.column("timestamp"))
+    xyz = np.stack([to_numpy(table.column(c)) for c in "xyz"], axis=1)
     activity = _activity_codes(table.column("activity"))
     empty = (np.isnan(xyz).any(axis=1) | np.isnan(np.asarray(user, np.float64))
              | np.isnan(np.asarray(stamp, np.float64)))
@@ -185,32 +188,29 @@ def parse_records(data: bytes, first_line: int = 1) -> Records:
 
 def _activity_codes(column) -> np.ndarray:
     """int64 index into ACTIVITIES of each record (-1: another label, or none)."""
-    import pyarrow.compute as pc
-
     index = {a: i for i, a in enumerate(ACTIVITIES)}
     column = column.unify_dictionaries() if column.num_chunks > 1 else column
     if not column.num_chunks:
         return np.empty(0, np.int64)
     names = column.chunks[0].dictionary.to_pylist()
     lookup = np.array([index.get(n, -1) for n in names] + [-1], np.int64)
-    codes = np.concatenate([pc.fill_null(c.indices, len(names)).to_numpy(zero_copy_only=False)
-                            for c in column.chunks])
-    return lookup[codes]
+    codes = np.concatenate([array_to_numpy(c.indices) for c in column.chunks])
+    if codes.dtype.kind == "f":  # some records have no activity
+        codes = np.where(np.isnan(codes), len(names), codes)
+    return lookup[codes.astype(np.int64)]
 
 
 class _LineFinder:
-    """File line numbers of reported records, looked up only when asked."""
+    """File line numbers of reported records, looked up only when asked (a count of the
+    newlines before each, C speed, no index of the whole text)."""
 
     def __init__(self, data: bytes, first_line: int) -> None:
         self.data, self.first_line = data, first_line
-        self._newlines: Optional[np.ndarray] = None
 
     def of(self, needle: bytes) -> int:
         """The line holding the first occurrence of ``needle``."""
-        if self._newlines is None:
-            self._newlines = np.flatnonzero(np.frombuffer(self.data, np.uint8) == 10)
         offset = max(self.data.find(needle), 0)
-        return int(np.searchsorted(self._newlines, offset, side="right")) + self.first_line
+        return self.data.count(b"\n", 0, offset) + self.first_line
 
 
 def _parse_slowly(data: bytes, first_line: int = 1) -> Records:
