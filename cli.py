@@ -16,8 +16,6 @@ import click
 from harkit import __version__
 from harkit.errors import HarError
 
-DOWNLOADS = click.Choice(["pamap2", "uci_har", "wisdm", "mhealth"])
-SYNTH_DATASETS = click.Choice(["pamap2", "csv", "uci_har", "wisdm", "mhealth"])
 #: The commands in the order of the main flow (``har --help`` lists them so).
 FLOW = ("synth", "download", "datasets", "prepare", "train", "cv", "evaluate", "predict", "plot",
         "bench", "export", "models")
@@ -80,13 +78,19 @@ SUBJECTS = CommaList(int, allow_none=True)
 
 
 # --------------------------------------------------------------------------- synth
+def _synth_choice() -> click.Choice:
+    from data_prep.synth import WRITERS
+
+    return click.Choice(list(WRITERS))
+
+
 @cli.command()
-@click.argument("dataset", type=SYNTH_DATASETS)
+@click.argument("dataset", type=_synth_choice())
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Random seed; same seed, same bytes.")
 @click.option("--seconds-per-activity", type=float, default=None,
               help="Nominal seconds of each activity per subject (varied per subject) "
-                   "[default: 60 for pamap2, 30 for csv].")
+                   "[default: the dataset's own, e.g. 60 for pamap2, 20 for wisdm].")
 @click.option("--subjects", type=INT_LIST, default=None,
               help="Comma-separated subject IDs [default: all of the dataset's; csv: PAMAP2's "
                    "101-106, written as P01-P06].")
@@ -112,29 +116,24 @@ def synth(dataset, out, seed, seconds_per_activity, subjects, optional, full_siz
       har synth csv study/ --seed 0
       har synth wisdm raw/wisdm && har prepare raw/wisdm
     """
-    from data_prep import synth as synthetic
+    from data_prep.synth import synth as synth_fn
 
-    defaults = {"pamap2": 60.0, "csv": 30.0, "uci_har": 30.0, "wisdm": 20.0, "mhealth": 60.0}
-    seconds = seconds_per_activity or defaults[dataset]
-    for flag, name, takes in ((optional, "--optional", ("pamap2",)),
-                              (full_size, "--full-size", ("pamap2", "wisdm"))):
-        if flag and dataset not in takes:
-            raise HarError(f"{name} applies to {' and '.join(takes)} only; drop it for {dataset}")
-    common = dict(seed=seed, seconds_per_activity=seconds, subjects=subjects, force=force,
-                  progress=True)
-    if dataset == "pamap2":
-        report = synthetic.synth_pamap2(out, optional=optional, full_size=full_size, **common)
-    elif dataset == "wisdm":
-        report = synthetic.synth_wisdm(out, full_size=full_size, **common)
-    else:
-        report = getattr(synthetic, f"synth_{dataset}")(out, **common)
+    report = synth_fn(dataset, out, seed=seed, seconds_per_activity=seconds_per_activity,
+                      subjects=subjects, optional=optional, full_size=full_size, force=force,
+                      progress=True)
     click.echo(f"wrote {report['files']} files, {report['rows']:,} rows, "
                f"{report['bytes'] / 1e6:.1f} MB to {out}")
 
 
 # --------------------------------------------------------------------------- download
+def _download_choice() -> click.Choice:
+    from data_prep.datasets import list_datasets
+
+    return click.Choice([d.name for d in list_datasets() if d.archive is not None])
+
+
 @cli.command()
-@click.argument("dataset", type=DOWNLOADS)
+@click.argument("dataset", type=_download_choice())
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option("--url", default=None,
               help="Archive URL or local file (default: the dataset's official archive); for "

@@ -1,10 +1,10 @@
 """The parse cache: recordings an adapter parsed, kept on disk by content hash.
 
-Layout (``<cache_dir>/<dataset>/v2``)::
+Layout (``<cache_dir>/<dataset>/v3``)::
 
     <sha256>[-<options key>]/recordings.json   one entry per recording of the file: name,
                                                subject, channels, label_names, rate_hz, hold,
-                                               filled, extra
+                                               filled, extra, dropped
     <sha256>[-<options key>]/<i>.timestamp.npy float64 [n]    seconds
     <sha256>[-<options key>]/<i>.labels.npy    int32 [n]      index into label_names, -1 none
     <sha256>[-<options key>]/<i>.signals.npy   float32 [n, C] gap-filled when ``filled``
@@ -31,7 +31,7 @@ import numpy as np
 from data_prep.datasets.base import Recording
 from harkit.files import default_permissions, write_atomic
 
-CACHE_VERSION = "v2"  # bump when the cached arrays change meaning
+CACHE_VERSION = "v3"  # bump when the cached arrays or records change meaning
 
 
 def default_cache_dir() -> Path:
@@ -80,7 +80,8 @@ class ParseCache:
                 label_names=tuple(r["label_names"]), rate_hz=float(r["rate_hz"]),
                 hold=tuple(r["hold"]), even=bool(r["even"]), filled=bool(r["filled"]),
                 sha256=sha, size=int(r["size"]),
-                extra=dict(r.get("extra", {}))) for i, r in enumerate(records)]
+                extra=dict(r.get("extra", {})), dropped=dict(r.get("dropped", {})))
+                for i, r in enumerate(records)]
         except (OSError, ValueError, KeyError):
             return None
 
@@ -105,7 +106,8 @@ class ParseCache:
                                 "channels": list(rec.channels),
                                 "label_names": list(rec.label_names), "rate_hz": rec.rate_hz,
                                 "hold": list(rec.hold), "even": rec.even,
-                                "filled": rec.filled, "size": rec.size, "extra": rec.extra})
+                                "filled": rec.filled, "size": rec.size, "extra": rec.extra,
+                                "dropped": rec.dropped})
             (tmp / "recordings.json").write_text(json.dumps(records))
             default_permissions(tmp)
             os.replace(tmp, entry)

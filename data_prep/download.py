@@ -7,11 +7,11 @@ After a successful run DEST holds (PAMAP2 as the example)::
     DEST/PAMAP2_Dataset/      Protocol/subject101.dat ... (and Optional/, readme.pdf, ...)
     DEST/manifest.json        dataset, url, archive name, size, sha256, time, harkit version
 
-:data:`ARCHIVES` says, per dataset, where its archive is and which folder of it to keep:
-``pamap2`` (zip, nested zip) -> ``PAMAP2_Dataset/``; ``uci_har`` (zip, nested zip) ->
-``UCI HAR Dataset/``; ``wisdm`` (tar.gz) -> ``WISDM_ar_v1.1/``; ``mhealth`` (zip) ->
-``MHEALTHDATASET/``. Zips and tars are extracted by :mod:`data_prep.archive`, which refuses
-members that would land outside DEST.
+Each adapter's ``archive`` (:class:`data_prep.datasets.base.Archive`) says where its archive is
+and which folder of it to keep: ``pamap2`` (zip, nested zip) -> ``PAMAP2_Dataset/``;
+``uci_har`` (zip, nested zip) -> ``UCI HAR Dataset/``; ``wisdm`` (tar.gz) -> ``WISDM_ar_v1.1/``;
+``mhealth`` (zip) -> ``MHEALTHDATASET/``. Zips and tars are extracted by
+:mod:`data_prep.archive`, which refuses members that would land outside DEST.
 
 Nothing is half-written: the download streams into ``<archive>.zip.partial`` and extraction
 happens in a hidden folder in DEST; both are renamed into place only when everything checked
@@ -32,13 +32,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Optional
 
 from data_prep.archive import ArchiveError, safe_extract, safe_extract_tar
-from data_prep.datasets import pamap2
+from data_prep.datasets import list_datasets
+from data_prep.datasets.base import Archive
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import write_json
@@ -49,35 +49,9 @@ CHUNK_BYTES = 1 << 20
 _MIRROR_HINT = "pass --url with a mirror"
 
 
-@dataclass(frozen=True)
-class Archive:
-    """Where a dataset's archive is and what to keep of it: the folder ``dataset_dir`` holding
-    files that match ``marker`` (``count`` of them are the recordings, for the manifest)."""
-
-    dataset: str
-    url: str
-    dataset_dir: str
-    marker: str            # glob of the files that identify the dataset's folder
-    fallback: str          # archive file name when the URL's is not a plain one
-    what: str              # for messages: "subject*.dat files"
-
-
-ARCHIVES: Dict[str, Archive] = {a.dataset: a for a in (
-    Archive("pamap2", "https://archive.ics.uci.edu/static/public/231/"
-            "pamap2+physical+activity+monitoring.zip", pamap2.DATASET_DIR,
-            pamap2.FILE_PATTERN, "pamap2.zip", f"{pamap2.FILE_PATTERN} files"),
-    Archive("uci_har", "https://archive.ics.uci.edu/static/public/240/"
-            "human+activity+recognition+using+smartphones.zip", "UCI HAR Dataset",
-            "y_train.txt", "uci_har.zip", "train/y_train.txt"),
-    Archive("wisdm", "https://www.cis.fordham.edu/wisdm/includes/datasets/latest/"
-            "WISDM_ar_latest.tar.gz", "WISDM_ar_v1.1", "WISDM_ar_v1.1_raw.txt",
-            "WISDM_ar_latest.tar.gz", "WISDM_ar_v1.1_raw.txt"),
-    Archive("mhealth", "https://archive.ics.uci.edu/static/public/319/mhealth+dataset.zip",
-            "MHEALTHDATASET", "mHealth_subject*.log", "mhealth.zip",
-            "mHealth_subject*.log files"),
-)}
-#: PAMAP2's archive URL (``har download pamap2``'s default).
-DEFAULT_URL = ARCHIVES["pamap2"].url
+def archives() -> Dict[str, Archive]:
+    """The datasets ``har download`` knows: each adapter's :attr:`Dataset.archive`."""
+    return {d.name: d.archive for d in list_datasets() if d.archive is not None}
 
 
 def download_pamap2(dest, *, url: Optional[str] = None, force: bool = False,
@@ -89,7 +63,8 @@ def download_pamap2(dest, *, url: Optional[str] = None, force: bool = False,
 
 def download(dataset: str, dest, *, url: Optional[str] = None, force: bool = False,
              progress: bool = False, timeout_s: float = 60) -> dict:
-    """Download ``dataset``'s archive from ``url`` (default: :data:`ARCHIVES`) into ``dest``.
+    """Download ``dataset``'s archive from ``url`` (default: its adapter's ``archive``) into
+    ``dest``.
 
     Streams the archive (following redirects) while computing its size and sha256, checks the
     size against Content-Length, tests and extracts it (zips, nested zips included, with
@@ -108,10 +83,11 @@ def download(dataset: str, dest, *, url: Optional[str] = None, force: bool = Fal
     not an archive, a corrupt archive, a member escaping the destination, or an archive of
     another dataset.
     """
-    if dataset not in ARCHIVES:
+    known = archives()
+    if dataset not in known:
         raise HarError(f"'har download {dataset}': no archive is known for {dataset!r}; choose "
-                       f"one of {', '.join(ARCHIVES)}")
-    spec = ARCHIVES[dataset]
+                       f"one of {', '.join(known)}")
+    spec = known[dataset]
     dest = Path(dest)
     url = _as_url(url or spec.url)
     if dest.exists() and not dest.is_dir():
@@ -121,7 +97,7 @@ def download(dataset: str, dest, *, url: Optional[str] = None, force: bool = Fal
         if existing is not None:
             return existing
     dest.mkdir(parents=True, exist_ok=True)
-    name = _archive_name(url, spec.fallback)
+    name = _archive_name(url, spec.file_name)
     partial = dest / f"{name}.partial"
     staging = dest / f".{spec.dataset_dir}.{os.getpid()}.extracting"
     try:
@@ -132,12 +108,12 @@ def download(dataset: str, dest, *, url: Optional[str] = None, force: bool = Fal
         except ArchiveError as exc:
             raise HarError(f"the archive from {url} {exc.problem}; try again or "
                            f"{_MIRROR_HINT}") from None
-        root, recordings = _dataset_root(staging, url, spec)
+        root, recordings = _dataset_root(staging, url, dataset, spec)
         (dest / MANIFEST).unlink(missing_ok=True)   # an interrupted --force leaves no stale one
         _swap_into_place(root, dest / spec.dataset_dir)
         os.replace(partial, dest / name)
         manifest = {
-            "dataset": spec.dataset, "url": url, "final_url": fetched["final_url"],
+            "dataset": dataset, "url": url, "final_url": fetched["final_url"],
             "archive": name, "size": fetched["size"], "sha256": fetched["sha256"],
             "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "harkit_version": __version__, "dataset_dir": spec.dataset_dir,
@@ -229,37 +205,31 @@ def _check_signature(path: Path, url: str, content_type: str) -> str:
                    f"starts with {head!r}); check the URL or {_MIRROR_HINT}")
 
 
-def _dataset_root(staging: Path, url: str, spec: Archive):
+def _dataset_root(staging: Path, url: str, dataset: str, spec: Archive):
     """The folder under ``staging`` to become ``DEST/<dataset_dir>``, and its marker count.
 
-    Preference: a folder named ``dataset_dir``; else the folder whose files match the marker
-    (PAMAP2: the parent of ``Protocol/``/``Optional/``); else loose PAMAP2 files are moved into
-    a new ``Protocol/``.
+    Preference: a folder named ``dataset_dir``; else the folder holding the marker files (the
+    parent of the ``subdirs`` they sit in: PAMAP2's ``Protocol/``); else loose marker files are
+    moved into ``subdirs[0]`` of a new folder.
     """
     files = sorted(p.relative_to(staging) for p in staging.rglob(spec.marker) if p.is_file())
     if not files:
-        raise HarError(f"the archive from {url} holds no {spec.what} (is it the {spec.dataset} "
+        raise HarError(f"the archive from {url} holds no {spec.what} (is it the {dataset} "
                        f"data set?); {_MIRROR_HINT}")
     depth = lambda p: len(p.parts)  # noqa: E731
     named = [a for f in files for a in f.parents if a.name == spec.dataset_dir]
-    if named:
-        root = staging / min(named, key=depth)
-        return root, sum(1 for _ in root.rglob(spec.marker))
-    if spec.dataset != "pamap2":
-        root = staging / min((f.parent.parent if spec.dataset == "uci_har" else f.parent
-                              for f in files), key=depth)
-        return root, sum(1 for _ in root.rglob(spec.marker))
-    folders = [f.parent.parent for f in files
-               if f.parent.name in (pamap2.PROTOCOL_DIR, pamap2.OPTIONAL_DIR)]
-    if folders:
-        root = staging / min(folders, key=depth)
+    roots = named or [f.parent.parent for f in files if f.parent.name in spec.subdirs]
+    if not spec.subdirs:
+        roots = roots or [f.parent for f in files]
+    if roots:
+        root = staging / min(roots, key=depth)
         return root, sum(1 for _ in root.rglob(spec.marker))
     loose = min((f.parent for f in files), key=depth)
-    root = staging / f".{pamap2.DATASET_DIR}"
-    (root / pamap2.PROTOCOL_DIR).mkdir(parents=True)
+    root = staging / f".{spec.dataset_dir}"
+    (root / spec.subdirs[0]).mkdir(parents=True)
     moved = [f for f in files if f.parent == loose]
     for f in moved:
-        os.replace(staging / f, root / pamap2.PROTOCOL_DIR / f.name)
+        os.replace(staging / f, root / spec.subdirs[0] / f.name)
     return root, len(moved)
 
 

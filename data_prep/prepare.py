@@ -55,6 +55,7 @@ class _Stats:
     rows_without_label: int = 0
     windows_at_run_edges: int = 0
     other_labels: Counter = field(default_factory=Counter)
+    records_skipped: Counter = field(default_factory=Counter)
 
 
 def prepare(path, config, *, force: bool = False, cache_dir: Optional[Path] = None,
@@ -87,6 +88,7 @@ def prepare(path, config, *, force: bool = False, cache_dir: Optional[Path] = No
     for rec, seconds in _read_all(adapter, sources, config, cache, progress):
         t_parse += seconds
         source_info.append(_source_entry(rec))
+        stats.records_skipped.update(rec.dropped)
         rates[rec.name] = rec.rate_hz
         if prep is None:
             names = [c.name for c in channels] if channels else list(rec.channels)
@@ -304,6 +306,7 @@ def _meta(adapter: Dataset, cfg, subjects, arrays, per_subject, stats: _Stats, s
             "rows_other_labels": stats.rows_other_labels,
             "rows_without_label": stats.rows_without_label,
             "other_labels": dict(stats.other_labels.most_common(20)),
+            "records_skipped": dict(sorted(stats.records_skipped.items())),
         },
         "antialias": {
             "applied": filtered,

@@ -54,6 +54,11 @@ def format_class_table(meta: dict) -> str:
         lines.append(f"dropped {other:,} rows whose label is not a class: {named}")
     if unlabelled:
         lines.append(f"dropped {unlabelled:,} rows without a label")
+    skipped = dropped.get("records_skipped") or {}
+    if skipped:
+        causes = ", ".join(f"{cause} {n:,}" for cause, n in skipped.items())
+        lines.append(f"skipped {sum(skipped.values()):,} flawed records ({causes}; first lines "
+                     "in meta.json sources)")
     aa = meta.get("antialias") or {}
     if aa.get("applied"):
         lines.append(f"antialias: {aa['filter']}; {aa['windows_at_run_edges']} windows read "

@@ -42,11 +42,11 @@ def test_wisdm_defaults_and_the_raw_files_flaws(wisdm_raw, tmp_path, run_cli):
     assert meta["sample_rate_hz"] == 20.0 and meta["channels"] == ["acc_x", "acc_y", "acc_z"]
     assert [c["name"] for c in meta["classes"]] == list(wisdm.ACTIVITIES)
     assert meta["splits"]["test"]["subjects"] == [8]
-    skipped = meta["sources"][0]["skipped"]
-    assert {"cut_short", "empty_value"} <= set(skipped)
-    assert sum(s.get("dropped_repeated_timestamps", 0) for s in meta["sources"]) > 0
-    for cause in skipped.values():
-        assert cause["records"] >= 1 and 1 <= len(cause["lines"]) <= 5
+    skipped = meta["dropped"]["records_skipped"]
+    assert {"cut_short", "empty_value", "repeated_timestamp"} <= set(skipped)
+    lines = meta["sources"][0]["first_lines_skipped"]
+    for cause in ("cut_short", "empty_value"):
+        assert skipped[cause] >= len(lines[cause]) >= 1 and len(lines[cause]) <= 5
     assert meta["splits"]["train"]["windows"] > 50
 
 
@@ -65,8 +65,10 @@ def test_wisdm_flaws_by_hand_and_a_non_numeric_value(tmp_path):
         assert parsed.skipped["empty_value"] == {"records": 1, "lines": [4]}, label
         recs = wisdm.DATASET.parse(body, _source(tmp_path, body), None)
         assert recs[0].rows == 5                      # 7 whole records - zero - repeat
-        assert recs[0].extra["dropped_zero_timestamps"] == 1
-        assert recs[0].extra["dropped_repeated_timestamps"] == 1
+        assert recs[0].dropped == {"zero_timestamp": 1, "repeated_timestamp": 1,
+                                   "cut_short": 1, "empty_value": 1, **(
+                                       {"not_a_number": 1} if label == "slow" else {})}
+        assert recs[0].extra["first_lines_skipped"]["cut_short"] == [7]
     assert parsed.skipped["not_a_number"] == {"records": 1, "lines": [9]}
 
 
@@ -215,6 +217,27 @@ def test_uci_har_bad_window_line_and_predict_explains(uci_raw, tmp_path, run_cli
         threads=1, amp=False)
     code, _, err = run_cli("predict", tmp_path / "run" / "best.pt", uci_raw)
     assert code == 2 and "pre-cut windows" in one_error_line(err)
+
+
+def test_a_file_of_another_dataset_is_one_line_naming_it(wisdm_raw, mhealth_raw, tmp_path,
+                                                         run_cli):
+    """Each dataset's file where the other's should be (renamed into its layout, or passed
+    with --dataset): one line naming the file, exit 2, no output folder."""
+    wisdm_file = wisdm_raw / "WISDM_ar_v1.1" / wisdm.FILE_NAME
+    mhealth_file = mhealth_raw / "MHEALTHDATASET" / "mHealth_subject1.log"
+    as_mhealth = tmp_path / "a" / "MHEALTHDATASET" / "mHealth_subject1.log"
+    as_wisdm = tmp_path / "b" / "WISDM_ar_v1.1" / wisdm.FILE_NAME
+    for src, dst in ((wisdm_file, as_mhealth), (mhealth_file, as_wisdm)):
+        dst.parent.mkdir(parents=True)
+        dst.write_bytes(src.read_bytes())
+    cases = [((tmp_path / "a",), f"{as_mhealth} line 1", "MHEALTH"),
+             ((tmp_path / "b",), str(as_wisdm), "WISDM"),
+             ((mhealth_file, "--dataset", "wisdm"), str(mhealth_file), "WISDM")]
+    for args, where, hint in cases:
+        code, _, err = run_cli("prepare", *args, "--out", tmp_path / "o")
+        line = one_error_line(err)
+        assert code == 2 and where in line and hint in line, line
+        assert not (tmp_path / "o").exists()
 
 
 def test_synthetic_layouts_are_detected(uci_raw, wisdm_raw, mhealth_raw):

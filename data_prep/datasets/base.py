@@ -76,6 +76,9 @@ class Recording:
     sha256: str = ""                   # of the source file's bytes
     size: int = 0                      # of the source file (bytes)
     extra: Dict[str, Any] = field(default_factory=dict)   # adapter notes for meta.json sources
+    #: raw records of the source left out while parsing, by cause (summed over all sources
+    #: into meta.json ``dropped.records_skipped``)
+    dropped: Dict[str, int] = field(default_factory=dict)
     on_release: Optional[Callable[[np.ndarray], None]] = None
 
     @property
@@ -87,6 +90,21 @@ class Recording:
             self.on_release(self.signals)
         self.on_release = None
         self.signals = None
+
+
+@dataclass(frozen=True)
+class Archive:
+    """Where a dataset's official archive is (``har download NAME``) and how its folder is
+    found inside: the folder named ``dataset_dir``, else the one holding the ``marker`` files
+    (one level up when they sit in one of ``subdirs``; loose ones are moved into
+    ``subdirs[0]`` of a new ``dataset_dir``)."""
+
+    url: str
+    dataset_dir: str            # DEST/<dataset_dir> is what the download leaves
+    marker: str                 # glob of the files that make the dataset ("subject*.dat")
+    file_name: str              # the archive's name when the URL's last part is not a file name
+    what: str                   # for messages: "subject*.dat files"
+    subdirs: Tuple[str, ...] = ()
 
 
 @dataclass
@@ -229,6 +247,8 @@ class Dataset:
     cacheable: ClassVar[bool] = False
     #: Whether ``rows()`` exists: line-based text that ``har predict --follow`` can stream.
     streams: ClassVar[bool] = False
+    #: The official archive, for ``har download``; None when there is none to fetch.
+    archive: ClassVar[Optional[Archive]] = None
 
     def detect(self, path: Path) -> bool:
         """True when ``path`` (file or folder) holds this dataset's files."""

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from data_prep.datasets.base import (
+    Archive,
     Channel,
     ClassSpec,
     Dataset,
@@ -101,6 +102,8 @@ class Mhealth(Dataset):
     excluded = ("null",)
     cacheable = True
     streams = True
+    archive = Archive("https://archive.ics.uci.edu/static/public/319/mhealth+dataset.zip",
+                      DATASET_DIR, FILE_PATTERN, "mhealth.zip", f"{FILE_PATTERN} files")
 
     def detect(self, path: Path) -> bool:
         path = Path(path)
@@ -218,8 +221,10 @@ def _row_error(data: bytes, name: str, first_line: int, row: Optional[int] = Non
         seen += 1
         where = f"{name} line {number}"
         if len(fields) != NUM_COLUMNS:
+            fix = ("is it an MHEALTH mHealth_subject*.log?" if number == 1
+                   else "fix or delete the line")
             return HarError(f"{where}: {len(fields)} tab-separated columns, expected "
-                            f"{NUM_COLUMNS}; fix or delete the line")
+                            f"{NUM_COLUMNS}; {fix}")
         for col, token in enumerate(fields, start=1):
             try:
                 value = float(token)

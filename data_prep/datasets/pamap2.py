@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from data_prep.datasets.base import (
+    Archive,
     Channel,
     ClassSpec,
     Dataset,
@@ -312,6 +313,9 @@ class Pamap2(Dataset):
     excluded = ("transient",)
     cacheable = True
     streams = True
+    archive = Archive("https://archive.ics.uci.edu/static/public/231/"
+                      "pamap2+physical+activity+monitoring.zip", DATASET_DIR, FILE_PATTERN,
+                      "pamap2.zip", f"{FILE_PATTERN} files", (PROTOCOL_DIR, OPTIONAL_DIR))
 
     def detect(self, path: Path) -> bool:
         path = Path(path)

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from data_prep.datasets.base import (
+    Archive,
     Channel,
     ClassSpec,
     Dataset,
@@ -67,6 +68,9 @@ class UciHar(Dataset):
     rate_hz = RATE_HZ
     subjects_from = "subject_train.txt / subject_test.txt (1-30; official train/test split)"
     options = UciHarOptions
+    archive = Archive("https://archive.ics.uci.edu/static/public/240/"
+                      "human+activity+recognition+using+smartphones.zip", DATASET_DIR,
+                      "y_train.txt", "uci_har.zip", "train/y_train.txt", ("train",))
 
     def detect(self, path: Path) -> bool:
         return Path(path).is_dir() and _root(Path(path)) is not None

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from data_prep.datasets.base import (
+    Archive,
     Channel,
     ClassSpec,
     Dataset,
@@ -62,6 +63,9 @@ class Wisdm(Dataset):
     options = WisdmOptions
     cacheable = True
     streams = True
+    archive = Archive("https://www.cis.fordham.edu/wisdm/includes/datasets/latest/"
+                      "WISDM_ar_latest.tar.gz", DATASET_DIR, FILE_NAME, "WISDM_ar_latest.tar.gz",
+                      FILE_NAME)
 
     def detect(self, path: Path) -> bool:
         path = Path(path)
@@ -276,20 +280,21 @@ def _recordings(parsed: Records, source: Source) -> List[Recording]:
             part = keep[a:b]
             if part.size < 2:
                 continue
-            extra = {"user": int(user), "part": k + 1}
-            if k == 0:
-                extra.update(dropped_zero_timestamps=int(zero.sum()),
-                             dropped_repeated_timestamps=int(repeat.sum()),
-                             skipped_records={c: v["records"] for c, v in
-                                              parsed.skipped.items()} if user == parsed.user[0]
-                             else {})
+            dropped = {}
+            if k == 0:                                  # the user's counts on its first part
+                dropped = {cause: int(n) for cause, n in (("zero_timestamp", zero.sum()),
+                                                          ("repeated_timestamp", repeat.sum()))
+                           if n}
             out.append(Recording(
                 f"{source.name}#user{int(user)}.{k + 1}", int(user),
                 parsed.timestamp_ns[part].astype(np.float64) * 1e-9,
                 np.asfortranarray(parsed.xyz[part]), CHANNELS, parsed.activity[part],
-                ACTIVITIES, RATE_HZ, size=source.size, extra=extra))
-    if parsed.skipped and out:
-        out[0].extra["skipped"] = parsed.skipped
+                ACTIVITIES, RATE_HZ, size=source.size,
+                extra={"user": int(user), "part": k + 1}, dropped=dropped))
+    if parsed.skipped and out:                          # the file's counts on the first part
+        for cause, seen in parsed.skipped.items():
+            out[0].dropped[cause] = int(seen["records"])
+        out[0].extra["first_lines_skipped"] = {c: v["lines"] for c, v in parsed.skipped.items()}
     return out
 
 
