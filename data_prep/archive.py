@@ -77,14 +77,20 @@ def safe_extract(zip_path: Path, dest: Path) -> List[Path]:
     root = _ZipNode(zip_path, spill_dir=dest.parent)
     try:
         files = _extract_node(root, tmp, depth=0)
-        default_permissions(tmp)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(tmp, dest)
-        return sorted(dest / f.relative_to(tmp) for f in files)
+        return _publish(tmp, dest, files)
     finally:
         root.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, dest: Path, files: List[Path]) -> List[Path]:
+    """Rename the finished extraction ``tmp`` to ``dest`` (an empty ``dest`` is replaced);
+    the extracted ``files`` under their new paths, sorted."""
+    default_permissions(tmp)
+    if dest.exists():
+        dest.rmdir()
+    os.replace(tmp, dest)
+    return sorted(dest / f.relative_to(tmp) for f in files)
 
 
 def safe_extract_tar(tar_path: Path, dest: Path) -> List[Path]:
@@ -119,11 +125,7 @@ def safe_extract_tar(tar_path: Path, dest: Path) -> List[Path]:
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             raise ArchiveError(tar_path, f"is corrupt or truncated ({type(exc).__name__}: "
                                f"{str(exc)[:80]})") from None
-        default_permissions(tmp)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(tmp, dest)
-        return sorted(dest / f.relative_to(tmp) for f in files)
+        return _publish(tmp, dest, files)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -23,7 +23,7 @@ import numpy as np
 from data_prep import resample, store, windows
 from data_prep.cache import ParseCache, default_cache_dir
 from data_prep.datasets import get_dataset
-from data_prep.datasets.base import ClassSpec, Dataset, Recording
+from data_prep.datasets.base import ClassSpec, Dataset, Recording, is_number
 from data_prep.read import SignalBuffers, read_source
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
 from data_prep.transform import Preprocessing, cut
@@ -199,17 +199,9 @@ def _classes_from_data(per_subject: Dict[Any, _Pieces]) -> List[ClassSpec]:
     names = {name for pieces in per_subject.values() for name in pieces.label}
     if not names:
         return []
-    numeric = all(_is_number(n) for n in names)
+    numeric = all(is_number(n) for n in names)
     ordered = sorted(names, key=(lambda n: float(n)) if numeric else None)
     return [ClassSpec(n, n) for n in ordered]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _split_arrays(per_subject: Dict[Any, _Pieces], subjects: Dict[str, list], classes,

@@ -183,6 +183,16 @@ def test_two_jobs_give_the_same_folds_as_one(data, tmp_path):
         [{k: r[k] for k in keys} for r in two["folds"]]
 
 
+def test_thread_plan_fills_the_cores_in_the_last_round():
+    from har.cv.runner import thread_plan
+
+    assert thread_plan(3, 2, 2) == [1, 1, 2]          # the third fold runs alone: both cores
+    assert thread_plan(9, 2, 2) == [1] * 8 + [2]
+    assert thread_plan(4, 2, 8) == [4, 4, 4, 4]
+    assert thread_plan(5, 3, 12) == [4, 4, 4, 6, 6]
+    assert thread_plan(3, 4, 2) == [1, 1, 1]          # more jobs than cores: one thread each
+
+
 # --------------------------------------------------------------------------- bad input
 def test_bad_input_is_one_line_and_exit_2(data, full, tmp_path, run_cli):
     cases = [

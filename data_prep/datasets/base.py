@@ -370,6 +370,15 @@ def array_to_numpy(chunk) -> np.ndarray:
     return out
 
 
+def is_number(text: str) -> bool:
+    """Whether ``float(text)`` reads ``text``."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def label_codes(names: Sequence[str], vocabulary: List[str]) -> np.ndarray:
     """Codes of ``names`` in ``vocabulary``, appending names it lacks (int64 ``[len(names)]``)."""
     index = {n: i for i, n in enumerate(vocabulary)}

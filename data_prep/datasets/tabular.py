@@ -44,6 +44,7 @@ from data_prep.datasets.base import (
     RowParser,
     array_to_numpy,
     as_type,
+    is_number,
     label_codes,
     option,
     to_numpy,
@@ -305,17 +306,9 @@ def _numeric_columns(head: str, delimiter: str, columns: List[str]) -> List[bool
     out = []
     for j in range(len(columns)):
         values = [r[j].strip() for r in rows if j < len(r) and r[j].strip()]
-        numbers = sum(_is_number(v) for v in values)
+        numbers = sum(is_number(v) for v in values)
         out.append(bool(values) and numbers >= 0.9 * len(values))
     return out
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _choose_columns(columns: List[str], name: str, opts: CsvOptions,
@@ -388,7 +381,7 @@ def _time_is_text(data, delimiter, columns, chosen) -> bool:
     j = columns.index(chosen["time"])
     rows = list(pycsv.reader(io.StringIO(head), delimiter=delimiter))[1:20]
     values = [r[j].strip() for r in rows if j < len(r) and r[j].strip()]
-    return bool(values) and not all(_is_number(v) for v in values)
+    return bool(values) and not all(is_number(v) for v in values)
 
 
 def _locate_error(data, name: str, delimiter: str, columns: List[str],
@@ -405,7 +398,7 @@ def _locate_error(data, name: str, delimiter: str, columns: List[str],
                             "fix or delete the line")
         for col in numeric + ([chosen["time"]] if chosen["time"] else []):
             value = row[columns.index(col)].strip()
-            if value and value.lower() not in ("nan", "na", "null") and not _is_number(value):
+            if value and value.lower() not in ("nan", "na", "null") and not is_number(value):
                 if col == chosen["time"]:
                     continue                  # datetimes are checked where they are converted
                 return HarError(f"{name} line {number}, column {col!r}: {value[:20]!r} is not a "

@@ -7,10 +7,10 @@ Each fold is a ``har train`` run on the fold's data (:func:`data_prep.folds.fold
 for the pooled scores). A fold with both files is finished and skipped on a re-run; a fold with
 only ``last.pt`` resumes from it.
 
-With ``jobs`` > 1 the folds run in separate processes (spawned), each with ``cores // jobs``
-torch threads unless ``threads`` is given, and on a machine with several GPUs each process
-sees one of them (``CUDA_VISIBLE_DEVICES``). Per-fold results depend only on the fold, the
-seed and the thread count, not on which process ran it.
+With ``jobs`` > 1 the folds run in separate processes (spawned), each with its share of the
+cores as torch threads (:func:`thread_plan`) unless ``threads`` is given, and on a machine with
+several GPUs each process sees one of them (``CUDA_VISIBLE_DEVICES``). Per-fold results depend
+only on the fold, the seed and the thread count, not on which process ran it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -175,24 +175,43 @@ def _row_line(folder: Path) -> str:
             f"{row['test_windows']} test windows ({row['epochs']} epochs, {row['seconds']:.1f} s)")
 
 
+def thread_plan(folds: int, jobs: int, cores: int) -> List[int]:
+    """Torch threads of each of ``folds`` folds run ``jobs`` at a time on ``cores`` cores:
+    ``cores // jobs`` each, except the last round when it is not full, whose ``r`` folds share
+    the cores as ``cores // r`` each (so the last fold of 3 on 2 jobs uses both cores instead
+    of leaving one idle). A function of the plan only, so a fold's thread count, and with it
+    its result, does not depend on timing."""
+    rest = folds % jobs
+    return [max(1, cores // jobs)] * (folds - rest) + [max(1, cores // max(rest, 1))] * rest
+
+
 def _parallel(todo: List[Fold], settings, out: Path, jobs: int, log) -> None:
-    """``jobs`` spawned processes; each process takes one thread share and, with several GPUs,
-    one GPU."""
+    """``jobs`` spawned processes; each fold takes its :func:`thread_plan` share of the cores
+    (``--threads`` fixes it) and, with several GPUs, one GPU. A fold starts only when its
+    threads are free, so the cores are never oversubscribed."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = settings["options"].get("threads") or max(1, (cores or 1) // jobs)
+    cores = cores or 1
+    fixed = settings["options"].get("threads")
+    plan = [fixed] * len(todo) if fixed else thread_plan(len(todo), jobs, cores)
+    free = max(cores, sum(plan[:jobs]))
     gpus = _gpu_count()
+    queue = list(enumerate(zip(todo, plan)))
     context = get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        pending = {}
-        for i, f in enumerate(todo):
-            gpu = str(i % gpus) if gpus > 1 else None
-            log(f"{f.name}: started (process {i % jobs + 1} of {jobs}, {threads} thread(s)"
-                + (f", GPU {gpu}" if gpu is not None else "") + ")")
-            pending[pool.submit(run_fold, settings, f.to_dict(), str(out), threads, gpu)] = f
-        while pending:
-            done, _ = wait(list(pending), return_when=FIRST_EXCEPTION)
+        pending: Dict[Any, Tuple[Fold, int]] = {}
+        while queue or pending:
+            while queue and len(pending) < jobs and queue[0][1][1] <= free:
+                i, (f, threads) = queue.pop(0)
+                free -= threads
+                gpu = str(i % gpus) if gpus > 1 else None
+                log(f"{f.name}: started ({threads} thread(s)"
+                    + (f", GPU {gpu}" if gpu is not None else "") + ")")
+                future = pool.submit(run_fold, settings, f.to_dict(), str(out), threads, gpu)
+                pending[future] = (f, threads)
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in done:
-                f = pending.pop(future)
+                f, threads = pending.pop(future)
+                free += threads
                 try:
                     future.result()
                 except BaseException:
