@@ -51,6 +51,8 @@ def test_wisdm_defaults_and_the_raw_files_flaws(wisdm_raw, tmp_path, run_cli):
 
 
 def test_wisdm_flaws_by_hand_and_a_non_numeric_value(tmp_path):
+    """Each flaw counted under its cause with its line, the same by pyarrow's fast path and by
+    the record-by-record path that a non-numeric value forces."""
     text = (b"1,Walking,1000000000,1.5,2.5,3.5;\n"
             b"1,Walking,1050000000,1.6,2.6,3.6;1,Walking,1100000000,1.7,2.7,3.7;\n"   # 2 on 1
             b"1,Walking,1150000000,1.8,2.8,3.8,;\n"                                  # ,;
@@ -58,18 +60,47 @@ def test_wisdm_flaws_by_hand_and_a_non_numeric_value(tmp_path):
             b"1,Walking,1150000000,2.0,3.0,4.0;\n"                                   # repeat
             b"1,Walking,0,2.1,3.1,4.1;\n"                                            # zero
             b"1,Walking,13000\n"                                                     # cut
-            b"1,Walking,1300000000,2.2,3.2,4.2;\n")
-    for label, body in (("fast", text), ("slow", text + b"1,Walking,1350000000,x1,3.3,4.3;\n")):
+            b"1,Walking,1300000000,2.2,3.2,4.2;  \t\n"                               # blanks
+            b"1,Walking,1310000000,2.3,3.3,4.3\n"                                    # no ;
+            b"1,Walking,1320000000,2.4,3.4,;\n"                                      # 5 fields
+            b"1,Walking,1330000000,2.5,3.5,4.5,5.5;\n"                               # 7 fields
+            b"1,,1340000000,2.6,3.6,4.6;\n")                                         # empty
+    expected = {"cut_short": {"records": 2, "lines": [7, 10]},
+                "too_many_fields": {"records": 1, "lines": [11]},
+                "empty_value": {"records": 2, "lines": [4, 12]}}
+    slow = text + (b"1,Walking,1350000000,x1,3.3,4.3;\n"
+                   b"99999999999999999999,Walking,1360000000,1,2,3;\n")
+    for label, body in (("fast", text), ("slow", slow)):
         parsed = wisdm.parse_records(body)
-        assert parsed.skipped["cut_short"] == {"records": 1, "lines": [7]}, label
-        assert parsed.skipped["empty_value"] == {"records": 1, "lines": [4]}, label
+        assert {c: parsed.skipped[c] for c in expected} == expected, label
         recs = wisdm.DATASET.parse(body, _source(tmp_path, body), None)
-        assert recs[0].rows == 5                      # 7 whole records - zero - repeat
+        assert recs[0].rows == 6, label              # 8 whole records - zero - repeat
         assert recs[0].dropped == {"zero_timestamp": 1, "repeated_timestamp": 1,
-                                   "cut_short": 1, "empty_value": 1, **(
-                                       {"not_a_number": 1} if label == "slow" else {})}
-        assert recs[0].extra["first_lines_skipped"]["cut_short"] == [7]
-    assert parsed.skipped["not_a_number"] == {"records": 1, "lines": [9]}
+                                   "cut_short": 2, "too_many_fields": 1, "empty_value": 2, **(
+                                       {"not_a_number": 2} if label == "slow" else {})}
+        assert recs[0].extra["first_lines_skipped"]["cut_short"] == [7, 10]
+    assert parsed.skipped["not_a_number"] == {"records": 2, "lines": [13, 14]}
+
+
+def test_wisdm_jittery_timestamps_are_evenly_spaced_and_pauses_split(tmp_path):
+    """Steps of 50 and 100 ms (the phones' jitter) stay one recording at 20 Hz; a pause over
+    1 s or a step back starts another; the stream times its rows the same way."""
+    rng = np.random.default_rng(0)
+    steps = np.where(rng.random(300) < 0.5, 50_000_000, 100_000_000)
+    steps[150] = 3_000_000_000                                       # a 3 s pause
+    stamps = 10**12 + np.cumsum(steps)
+    stamps[250:] -= 10**11                                           # the clock went back
+    body = b"".join(b"5,Walking,%d,1.0,2.0,%d;\n" % (t, i) for i, t in enumerate(stamps))
+    recs = wisdm.DATASET.parse(body, _source(tmp_path, body), None)
+    assert [r.rows for r in recs] == [150, 100, 50] and all(r.even for r in recs)
+    np.testing.assert_allclose(np.diff(recs[0].timestamp_s), 0.05)
+    rows = wisdm.DATASET.row_parser(None, "live")
+    lines = body.splitlines(keepends=True)
+    seconds = np.concatenate([rows.parse(b"".join(lines[i:i + 70]))[0]
+                              for i in range(0, len(lines), 70)])
+    step = np.diff(seconds)
+    assert np.allclose(step[step < 0.5], 0.05) and np.flatnonzero(step > 0.5).tolist() == [
+        149, 249]
 
 
 def _source(tmp_path: Path, data: bytes):
@@ -158,6 +189,16 @@ def test_mhealth_row_with_the_wrong_column_count_is_named(mhealth_raw, tmp_path,
                            "--val-subjects", "none", "--test-subjects", "none")
     line = one_error_line(err)
     assert code == 2 and f"{bad} line 42" in line and "20 tab-separated columns" in line
+    lines[41] = "   "                                      # a line of blanks is named too
+    bad.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli("prepare", tmp_path / "raw", "--out", tmp_path / "o",
+                           "--val-subjects", "none", "--test-subjects", "none")
+    assert code == 2 and f"{bad} line 42" in one_error_line(err)
+    renamed = bad.with_name("mHealth_subject11.log")
+    bad.rename(renamed)
+    code, _, err = run_cli("prepare", tmp_path / "raw", "--out", tmp_path / "o",
+                           "--val-subjects", "none", "--test-subjects", "none")
+    assert code == 2 and "mHealth_subject<N>.log with N in 1-10" in one_error_line(err)
     assert not (tmp_path / "o").exists()
 
 
@@ -207,11 +248,19 @@ def test_uci_har_bad_window_line_and_predict_explains(uci_raw, tmp_path, run_cli
     shutil.copytree(uci_raw, bad)
     path = bad / "UCI HAR Dataset" / "test" / "Inertial Signals" / "body_gyro_y_test.txt"
     lines = path.read_text().splitlines()
-    lines[6] = " ".join(lines[6].split()[:127])
+    first, second = lines[6].split(), lines[7].split()   # a value moved to the next line:
+    lines[6], lines[7] = " ".join(first[:127]), " ".join(first[127:] + second)  # same count
     path.write_text("\n".join(lines) + "\n")
     code, _, err = run_cli("prepare", bad, "--out", tmp_path / "o")
     line = one_error_line(err)
     assert code == 2 and "body_gyro_y_test.txt line 7" in line and "127 values" in line
+    subjects = bad / "UCI HAR Dataset" / "train" / "subject_train.txt"
+    subjects.write_text(subjects.read_text().replace("1\n", "99999999999999999999\n", 1))
+    code, _, err = run_cli("prepare", bad, "--out", tmp_path / "o")
+    assert code == 2 and "subject_train.txt line 1" in one_error_line(err)
+    code, _, err = run_cli("prepare", uci_raw, "--out", tmp_path / "o", "--val-subjects", "30")
+    assert code == 2 and "--val-subjects: subject(s) 30 not in the data" in one_error_line(err)
+    assert not (tmp_path / "o").exists()
     _prepare(uci_raw, tmp_path / "p", "uci_har", val_subjects=[])
     fit(tmp_path / "p", "cnn", out=tmp_path / "run", hparams=TINY, epochs=1, batch_size=32,
         threads=1, amp=False)

@@ -139,6 +139,9 @@ class Mhealth(Dataset):
         sources = self.recording_sources(Path(path))
         seen: Dict[int, str] = {}
         for s in sources:
+            if s.subject not in SUBJECTS:
+                raise HarError(f"{s.name}: the subject comes from the file name, "
+                               "mHealth_subject<N>.log with N in 1-10; rename the file")
             if s.subject in seen:
                 raise HarError(f"subject {s.subject} appears twice ({seen[s.subject]} and "
                                f"{s.name}); keep one copy under PATH")
@@ -216,7 +219,7 @@ def _row_error(data: bytes, name: str, first_line: int, row: Optional[int] = Non
     seen = -1
     for number, raw in enumerate(data.split(b"\n"), start=first_line):
         fields = raw.rstrip(b"\r").split(b"\t")
-        if not raw.strip():
+        if not raw.rstrip(b"\r"):
             continue
         seen += 1
         where = f"{name} line {number}"

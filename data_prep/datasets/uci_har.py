@@ -36,6 +36,7 @@ from data_prep.datasets.base import (
     option,
 )
 from data_prep.sources import visible_files
+from data_prep.splits import assign_subjects
 from harkit.errors import HarError
 
 RATE_HZ = 50.0
@@ -110,6 +111,7 @@ class UciHar(Dataset):
             x, y, subject = _read_split(root / split, split, chosen, labels, sources)
             parts[split] = (x, y, subject)
         x, y, subject = parts["train"]
+        assign_subjects(subject.tolist(), opts.val_subjects, [])   # HarError: not in the data
         val = np.isin(subject, opts.val_subjects)
         splits = {"train": WindowSet(x[~val], y[~val], subject[~val])}
         if opts.val_subjects:
@@ -145,7 +147,8 @@ def _activity_labels(path: Path) -> Dict[int, str]:
     if not path.is_file():
         return {i + 1: name for i, name in enumerate(ACTIVITIES)}
     out = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    text = path.read_bytes().decode("utf-8", "replace")
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split()
@@ -180,29 +183,29 @@ def _read_split(folder: Path, split: str, channels, labels: Dict[int, str],
 
 
 def _read_ints(path: Path, sources) -> np.ndarray:
+    """One whole number per line (labels 1-6, subjects 1-30); HarError naming a bad line."""
     data = _read(path, sources)
-    tokens = data.split()
-    try:
-        return np.array(tokens, dtype=np.int64)
-    except ValueError:
-        for number, line in enumerate(data.split(b"\n"), start=1):
-            if line.strip() and not line.strip().lstrip(b"-").isdigit():
-                raise HarError(f"{path} line {number}: {line.strip()[:20]!r} is not a whole "
-                               "number; re-download the dataset") from None
-        raise
+    lines = [(number, line.strip()) for number, line in enumerate(data.split(b"\n"), start=1)
+             if line.strip()]
+    for number, token in lines:
+        if not token.isdigit() or len(token) > 6:
+            raise HarError(f"{path} line {number}: {token[:20].decode('utf-8', 'replace')!r} is "
+                           "not a label or subject number; re-download the dataset")
+    return np.array([int(token) for _, token in lines], dtype=np.int64)
 
 
 def _read_windows(path: Path, rows: int, sources) -> np.ndarray:
     """float32 ``[rows, 128]`` of an inertial-signal file; HarError naming the line of a row
     without 128 numbers."""
     data = _read(path, sources)
-    tokens = data.split()
-    if len(tokens) == rows * WINDOW:
-        try:
-            return np.array(tokens, dtype=np.float32).reshape(rows, WINDOW)
+    lines = [ln for ln in data.split(b"\n") if ln.strip()]
+    if len(lines) == rows:
+        try:                              # ragged lines or a non-number: ValueError
+            x = np.array([ln.split() for ln in lines], dtype=np.float32)
+            if x.shape == (rows, WINDOW):
+                return x
         except ValueError:
             pass
-    lines = [ln for ln in data.split(b"\n") if ln.strip()]
     for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue

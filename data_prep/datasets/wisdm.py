@@ -7,15 +7,18 @@ Downstairs, Sitting, Standing), a phone in the front trouser pocket sampling its
 uptime.
 
 The file has known flaws, which are counted, skipped and reported (``meta.json["dropped"]``),
-never fatal: several records on one line; a ``,`` before the ``;``; records cut short or with an
-empty value; values that are not numbers; timestamps of 0; timestamps that repeat or go back.
-A user's records become recordings in file order, a new one wherever the time goes back; a
-repeated timestamp or one of 0 drops its record.
+never fatal: several records on one line; a ``,`` before the ``;`` (not a value); records cut
+short or with an empty value; values that are not numbers; timestamps of 0; timestamps that
+repeat or go back.
+
+Time: the phone's timestamps jitter (steps well off the nominal 50 ms are common), so, as the
+literature's loaders do, a user's records are taken as evenly spaced at 20 Hz in file order. A
+step back in time or a pause longer than :data:`MAX_STEP_S` starts a new recording (a gap no
+window crosses); a repeated timestamp or one of 0 drops its record.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -45,8 +48,11 @@ USERS: Tuple[int, ...] = tuple(range(1, 37))
 CHANNELS: Tuple[str, ...] = ("acc_x", "acc_y", "acc_z")
 #: How many offending line numbers ``meta.json`` keeps per cause.
 REPORTED_LINES = 5
+#: A step between a user's consecutive records longer than this (seconds), or backwards in
+#: time, starts a new recording; shorter steps are jitter of the nominal 1 / RATE_HZ.
+MAX_STEP_S = 1.0
+_INT64 = (-(1 << 63), (1 << 63) - 1)
 _SEMICOLON_TO_NEWLINE = bytes.maketrans(b";", b"\n")
-_RECORD = re.compile(rb"^\s*(\d+),([A-Za-z]+),(-?\d+),([^,;]*),([^,;]*),([^,;]*),?\s*$")
 
 
 @dataclass(frozen=True)
@@ -137,20 +143,25 @@ class Records:
 
 def parse_records(data: bytes, first_line: int = 1) -> Records:
     """Every record of the raw text; malformed ones are skipped and counted by cause with the
-    first :data:`REPORTED_LINES` line numbers: ``cut_short`` (too few fields), ``not_a_number``,
-    ``empty_value``, ``unknown_activity``. Line numbers count from ``first_line``.
+    first :data:`REPORTED_LINES` line numbers: ``cut_short`` (fewer than 6 fields; a ``,``
+    right before the ``;`` is not a field), ``too_many_fields``, ``empty_value`` (a field empty, or a
+    value NaN), ``not_a_number`` (or a whole number out of the int64 range),
+    ``unknown_activity``. Line numbers count from ``first_line``.
 
     The fast path makes each record a CSV line (``;`` -> newline, a ``,`` before it dropped,
-    byte offsets kept) for pyarrow, which skips rows with the wrong field count; a value that is
-    not a number sends the whole text to the record-by-record path (:func:`_parse_slowly`)."""
+    byte offsets kept) for pyarrow, which skips rows with the wrong field count; a
+    value that is not a number sends the whole text to the record-by-record path
+    (:func:`_parse_slowly`), which counts the same causes."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     text = data.replace(b",;", b";;").translate(_SEMICOLON_TO_NEWLINE)
     short: List[str] = []
+    many: List[str] = []
 
     def invalid(row):
-        short.append(row.text)
+        if row.text.strip():                           # (a line of blanks is not a record)
+            (short if row.actual_columns < 6 else many).append(row.text)
         return "skip"
 
     try:
@@ -168,15 +179,16 @@ def parse_records(data: bytes, first_line: int = 1) -> Records:
         return _parse_slowly(data, first_line)
     finder = _LineFinder(data, first_line)
     skipped: Dict[str, Dict[str, object]] = {}
-    if short:
-        skipped["cut_short"] = {"records": len(short), "lines": [
-            finder.of(r.encode()) for r in short[:REPORTED_LINES]]}
+    for cause, rows in (("cut_short", short), ("too_many_fields", many)):
+        if rows:
+            skipped[cause] = {"records": len(rows), "lines": [
+                finder.of(r.encode()) for r in rows[:REPORTED_LINES]]}
     user = to_numpy(table.column("user"))
     stamp = to_numpy(table.column("timestamp"))
     xyz = np.stack([to_numpy(table.column(c)) for c in "xyz"], axis=1)
     activity = _activity_codes(table.column("activity"))
     empty = (np.isnan(xyz).any(axis=1) | np.isnan(np.asarray(user, np.float64))
-             | np.isnan(np.asarray(stamp, np.float64)))
+             | np.isnan(np.asarray(stamp, np.float64)) | (activity == NO_ACTIVITY))
     unknown = (activity < 0) & ~empty
     for cause, mask in (("empty_value", empty), ("unknown_activity", unknown)):
         if mask.any():
@@ -190,14 +202,18 @@ def parse_records(data: bytes, first_line: int = 1) -> Records:
                    np.ascontiguousarray(xyz[keep], dtype=np.float32), skipped)
 
 
+NO_ACTIVITY = -2
+
+
 def _activity_codes(column) -> np.ndarray:
-    """int64 index into ACTIVITIES of each record (-1: another label, or none)."""
+    """int64 index into ACTIVITIES of each record (-1: another label; NO_ACTIVITY: empty)."""
     index = {a: i for i, a in enumerate(ACTIVITIES)}
     column = column.unify_dictionaries() if column.num_chunks > 1 else column
     if not column.num_chunks:
         return np.empty(0, np.int64)
     names = column.chunks[0].dictionary.to_pylist()
-    lookup = np.array([index.get(n, -1) for n in names] + [-1], np.int64)
+    lookup = np.array([index.get(n, -1) if n.strip() else NO_ACTIVITY for n in names]
+                      + [NO_ACTIVITY], np.int64)
     codes = np.concatenate([array_to_numpy(c.indices) for c in column.chunks])
     if codes.dtype.kind == "f":  # some records have no activity
         codes = np.where(np.isnan(codes), len(names), codes)
@@ -231,31 +247,39 @@ def _parse_slowly(data: bytes, first_line: int = 1) -> Records:
             entry["lines"].append(number)
 
     for number, raw in enumerate(data.split(b"\n"), start=first_line):
-        if b";" not in raw and not raw.strip():
-            continue
-        for record in raw.split(b";"):
-            if not record.strip():
+        pieces = raw.split(b";")
+        for k, record in enumerate(pieces):
+            record = record.strip()
+            if not record:
                 continue
-            m = _RECORD.match(record)
-            if m is None:
-                skip("cut_short" if record.count(b",") < 5 else "not_a_number", number)
+            if record.endswith(b",") and k < len(pieces) - 1:    # the "," of ",;"
+                record = record[:-1]
+            fields = [f.strip() for f in record.split(b",")]
+            if len(fields) != 6:
+                skip("cut_short" if len(fields) < 6 else "too_many_fields", number)
                 continue
-            fields = m.groups()
-            activity = index.get(fields[1].decode())
-            if activity is None:
-                skip("unknown_activity", number)
-                continue
-            if not all(f.strip() for f in fields[3:]):
+            if not all(fields):
                 skip("empty_value", number)
                 continue
             try:
+                user, stamp = int(fields[0]), int(fields[2])
                 xyz = [float(f) for f in fields[3:]]
             except ValueError:
                 skip("not_a_number", number)
                 continue
-            users.append(int(fields[0]))
+            if not all(_INT64[0] <= v <= _INT64[1] for v in (user, stamp)):
+                skip("not_a_number", number)
+                continue
+            if any(v != v for v in xyz):
+                skip("empty_value", number)
+                continue
+            activity = index.get(fields[1].decode("utf-8", "replace"))
+            if activity is None:
+                skip("unknown_activity", number)
+                continue
+            users.append(user)
             acts.append(activity)
-            stamps.append(int(fields[2]))
+            stamps.append(stamp)
             values.append(xyz)
     return Records(np.array(users, np.int64), np.array(acts, np.int64),
                    np.array(stamps, np.int64), np.array(values, np.float32).reshape(-1, 3),
@@ -263,43 +287,57 @@ def _parse_slowly(data: bytes, first_line: int = 1) -> Records:
 
 
 def _recordings(parsed: Records, source: Source) -> List[Recording]:
-    """Per user, in file order: a new recording wherever the time goes back; records with a
-    timestamp of 0 or one that repeats the previous are dropped (counted in ``extra``)."""
+    """Per user, in file order, evenly spaced at RATE_HZ: a new recording wherever the time
+    goes back or pauses for more than MAX_STEP_S; records with a timestamp of 0 or one that
+    repeats the previous are dropped, as are parts of a single record. The file's counts by
+    cause go on its first recording (``dropped``), the first lines of each in ``extra``."""
     out = []
+    dropped: Dict[str, int] = {c: int(v["records"]) for c, v in parsed.skipped.items()}
     for user in np.unique(parsed.user):
         rows = np.flatnonzero(parsed.user == user)
         t = parsed.timestamp_ns[rows]
         zero = t == 0
         repeat = np.zeros(rows.size, bool)
         repeat[1:] = t[1:] == t[:-1]
+        _count(dropped, "zero_timestamp", zero.sum())
+        _count(dropped, "repeated_timestamp", (repeat & ~zero).sum())
         keep = rows[~zero & ~repeat]
         t = parsed.timestamp_ns[keep]
-        back = np.flatnonzero(np.diff(t) < 0) + 1
-        bounds = np.concatenate(([0], back, [keep.size]))
+        cut = np.flatnonzero(_new_part(np.diff(t))) + 1
+        bounds = np.concatenate(([0], cut, [keep.size]))
         for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
             part = keep[a:b]
             if part.size < 2:
+                _count(dropped, "single_record_part", part.size)
                 continue
-            dropped = {}
-            if k == 0:                                  # the user's counts on its first part
-                dropped = {cause: int(n) for cause, n in (("zero_timestamp", zero.sum()),
-                                                          ("repeated_timestamp", repeat.sum()))
-                           if n}
+            start = parsed.timestamp_ns[part[0]] * 1e-9
             out.append(Recording(
                 f"{source.name}#user{int(user)}.{k + 1}", int(user),
-                parsed.timestamp_ns[part].astype(np.float64) * 1e-9,
+                start + np.arange(part.size) / RATE_HZ,
                 np.asfortranarray(parsed.xyz[part]), CHANNELS, parsed.activity[part],
-                ACTIVITIES, RATE_HZ, size=source.size,
-                extra={"user": int(user), "part": k + 1}, dropped=dropped))
-    if parsed.skipped and out:                          # the file's counts on the first part
-        for cause, seen in parsed.skipped.items():
-            out[0].dropped[cause] = int(seen["records"])
-        out[0].extra["first_lines_skipped"] = {c: v["lines"] for c, v in parsed.skipped.items()}
+                ACTIVITIES, RATE_HZ, even=True, size=source.size,
+                extra={"user": int(user), "part": k + 1}))
+    if out:
+        out[0].dropped = dropped
+        if parsed.skipped:
+            out[0].extra["first_lines_skipped"] = {c: v["lines"]
+                                                   for c, v in parsed.skipped.items()}
     return out
 
 
+def _new_part(step_ns: np.ndarray) -> np.ndarray:
+    """Which steps between consecutive records start a new part: back in time, or a pause."""
+    return (step_ns < 0) | (step_ns > MAX_STEP_S * 1e9)
+
+
+def _count(counts: Dict[str, int], cause: str, n) -> None:
+    if n:
+        counts[cause] = counts.get(cause, 0) + int(n)
+
+
 class _Rows(RowParser):
-    """Streaming WISDM text: records of any user, in order, as rows (the user is ignored)."""
+    """Streaming WISDM text: records of any user, in order, as rows (the user is ignored),
+    timed like :func:`_recordings`: evenly at RATE_HZ, a pause or a step back a gap."""
 
     channels = CHANNELS
     rate_hz = RATE_HZ
@@ -307,7 +345,9 @@ class _Rows(RowParser):
     def __init__(self, name: str) -> None:
         self.name, self.line = name, 1
         self.label_names = list(ACTIVITIES)
-        self._last: Optional[int] = None
+        self._last: Optional[int] = None        # raw timestamp of the previous record
+        self._kept: Optional[int] = None        # ... of the previous record kept
+        self._clock = 0.0                       # seconds given to the previous record kept
         self.skipped: Dict[str, Dict[str, object]] = {}
 
     def parse(self, data: bytes):
@@ -318,10 +358,18 @@ class _Rows(RowParser):
             mine["records"] += entry["records"]
             mine["lines"] = (mine["lines"] + entry["lines"])[:REPORTED_LINES]
         t = parsed.timestamp_ns
-        previous = np.concatenate(([self._last], t[:-1])) if self._last is not None else \
-            np.concatenate(([-1], t[:-1]))
+        previous = np.concatenate(([-1 if self._last is None else self._last], t[:-1]))
         keep = (t != 0) & (t != previous)
         if t.size:
             self._last = int(t[-1])
-        return (t[keep].astype(np.float64) * 1e-9, parsed.activity[keep],
-                parsed.xyz[keep])
+        t = t[keep]
+        if not t.size:
+            return np.empty(0), parsed.activity[keep], parsed.xyz[keep]
+        before = t[0] if self._kept is None else self._kept
+        gap = _new_part(np.diff(np.concatenate(([before], t))))
+        if self._kept is None:
+            self._clock, gap[0] = t[0] * 1e-9 - 1.0 / RATE_HZ, False
+        seconds = self._clock + np.cumsum(np.where(gap, MAX_STEP_S + 1.0 / RATE_HZ,
+                                                   1.0 / RATE_HZ))
+        self._kept, self._clock = int(t[-1]), float(seconds[-1])
+        return seconds, parsed.activity[keep], parsed.xyz[keep]

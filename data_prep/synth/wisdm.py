@@ -3,7 +3,8 @@
 
 Records ``user,activity,timestamp,x,y,z;`` at 20 Hz: the body model's ankle accelerometer stands
 in for the trouser-pocket phone (m/s²), the timestamp is nanoseconds of a phone clock that
-restarts now and then (time going back between some bouts). Each user performs the 6 activities
+jitters (steps of 50 ms +- 10 ms, one in ten twice as long) and restarts now and then (time going
+back between some bouts). Each user performs the 6 activities
 in bouts, with the time between bouts missing. The flaws of the real file are reproduced at
 fixed rates: several records on one line, a ``,`` before the ``;``, empty values, timestamps of
 0, repeated timestamps, and records cut short. ``full_size`` writes about as many records as the
@@ -39,6 +40,8 @@ EMPTY_VALUE = 0.0002
 ZERO_TIMESTAMP = 0.0002
 REPEATED_TIMESTAMP = 0.001
 CUT_SHORT = 0.0001
+#: Share of steps between records twice the nominal 50 ms (the real phones' clocks jitter).
+STEP_DOUBLED = 0.1
 
 
 def synth_wisdm(out: Path, *, seed: int = 0, seconds_per_activity: float = 20.0,
@@ -97,8 +100,10 @@ def _user_text(seed: int, user: int, seconds_per_activity: float, full_size: boo
         rows = np.flatnonzero(bout == b)
         if rng.random() < 0.15:                          # the phone's clock restarted
             clock = int(rng.integers(10**11, 10**12))
-        jitter = rng.normal(0, 2e6, rows.size).astype(np.int64)
-        stamps[rows] = clock + np.arange(rows.size) * step_ns + jitter
+        # The phone's clock jitters: steps of 50 ms +- 10 ms, and one in ten twice as long.
+        steps = step_ns * (1 + (rng.random(rows.size) < STEP_DOUBLED)) + rng.normal(
+            0, 0.2 * step_ns, rows.size).astype(np.int64)
+        stamps[rows] = clock + np.concatenate(([0], np.cumsum(steps[1:])))
         clock = int(stamps[rows[-1]]) + int(rng.uniform(2, 30) * 1e9)
     out = []
     for i in np.flatnonzero(keep):
