@@ -323,6 +323,25 @@ def train_options(command):
     return command
 
 
+def forwarded_args(ctx: click.Context, skip=()) -> list:
+    """The command line the user gave ``ctx``'s command (options and arguments set on the
+    command line or by environment), rebuilt, without the parameters in ``skip``."""
+    given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    args = []
+    for param in ctx.command.params:
+        if param.name in skip or ctx.get_parameter_source(param.name) not in given:
+            continue
+        value = ctx.params[param.name]
+        if not isinstance(param, click.Option):
+            args.append(str(value))
+        elif param.is_flag:
+            chosen = param.opts if value else param.secondary_opts
+            args += chosen[:1]
+        else:
+            args += [param.opts[0], str(value)]
+    return args
+
+
 def explicit_options(ctx: click.Context, options: dict) -> dict:
     """The options the user gave (command line or environment), not the shown defaults."""
     given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
@@ -340,23 +359,46 @@ def explicit_options(ctx: click.Context, options: dict) -> dict:
               help="Continue a run from its last.pt (or best.pt), same curve.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="TOML file whose [train] and [model] tables override the defaults.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes on this machine (DistributedDataParallel under torch's elastic "
+                   "agent, as torchrun): one per GPU, or sharing the CPU cores.")
 @train_options
 @click.pass_context
-def train(ctx, data, model, out, resume, config_file, **options):
+def train(ctx, data, model, out, resume, config_file, nproc, **options):
     """Train a model on a prepared folder; one row of val scores per epoch.
 
     Writes best.pt (best val macro F1), last.pt, metrics.csv, config.json, curves.png and
     summary.json (with the test split's scores) to the run folder. The defaults shown are
     configs/train.toml's; --config FILE overrides them, and options override both.
+    --batch-size is the global batch also with several processes (--nproc N, or torchrun
+    --nproc-per-node N -m har train ...).
 
     \b
     Example:
       har train --data demo/prepared --model resnet --epochs 2 --out runs/demo
       har train --resume runs/demo/last.pt --epochs 4
       har train --data demo/prepared --model cnn --lr 1e-3 --early-stop 10
+      har train --data demo/prepared --epochs 2 --nproc 2 --out runs/ddp
     """
     from har.train import EPOCH_HEADER, TrainingInterrupted, fit, format_epoch_row
 
+    if nproc > 1:
+        from har.train.distributed import launch, world
+
+        if world().distributed:
+            raise HarError("--nproc: this process is already one of a torchrun group; drop "
+                           "--nproc (torchrun's --nproc-per-node sets the processes)")
+        from har.train import prepare_run
+        from har.train.distributed import WorkersRefused
+
+        checked = explicit_options(ctx, {"data": data, "model": model, **options})
+        prepare_run(checked.pop("data", None), checked.pop("model", None), resume=resume,
+                    config=config_file, mmap=True, **checked)   # input errors: said here, once
+        try:
+            launch(nproc, forwarded_args(ctx, skip=("nproc",)))
+        except WorkersRefused:
+            sys.exit(2)                          # rank 0 printed the one-line error
+        return
     given = explicit_options(ctx, {"data": data, "model": model, **options})
     rows_shown = []
 
@@ -374,7 +416,8 @@ def train(ctx, data, model, out, resume, config_file, **options):
                    f"epoch {exc.epoch}; resume with: har train --resume {exc.checkpoint}",
                    err=True)
         sys.exit(130)
-    click.echo(result_line(summary))
+    if summary:                                  # (empty on ranks other than 0)
+        click.echo(result_line(summary))
 
 
 def result_line(summary: dict) -> str:
@@ -706,7 +749,10 @@ def main(argv=None):
     try:
         cli.main(args=argv, prog_name=prog, standalone_mode=False)
     except HarError as exc:
-        click.echo(f"har: error: {exc}", err=True)
+        from har.train.distributed import quiet_rank
+
+        if not quiet_rank(exc):                # torchrun: one rank (or the launcher) says it
+            click.echo(f"har: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("har: aborted", err=True)

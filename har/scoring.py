@@ -59,19 +59,26 @@ def logits(model: nn.Module, x: Windows, *, device: Optional[torch.device] = Non
     return torch.cat(out)
 
 
-def score(model: nn.Module, x: Windows, y: Windows, *, device: Optional[torch.device] = None) -> Dict[str, Any]:
+def score(model: nn.Module, x: Windows, y: Windows, *,
+          device: Optional[torch.device] = None) -> Dict[str, Any]:
     """Score windows ``x [N, T, C]`` with labels ``y [N]``: ``{"loss": mean cross-entropy
     (nats), "scores": har.metrics scores, "predictions": int64 [N] numpy, "seconds": wall time
     of the forward passes}``."""
     from har.device import synchronize
-    from har.metrics import classification_scores
 
     device = device or next(model.parameters()).device
     synchronize(device)
     t0 = time.perf_counter()
     out = logits(model, x, device=device)
     synchronize(device)
-    seconds = time.perf_counter() - t0
+    return score_logits(out, y, time.perf_counter() - t0)
+
+
+def score_logits(out: torch.Tensor, y: Windows, seconds: float) -> Dict[str, Any]:
+    """:func:`score`'s result from float32 logits ``out [N, K]`` already computed (e.g.
+    gathered from several processes) and labels ``y [N]``."""
+    from har.metrics import classification_scores
+
     target = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y,
                              dtype=torch.int64).to(out.device)
     loss = float(nn.functional.cross_entropy(out, target, reduction="mean")) if len(out) else 0.0

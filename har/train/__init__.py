@@ -20,16 +20,18 @@ This package imports torch only when :func:`fit` runs (the CLI reads the options
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from har.train.options import RESUMABLE, TrainOptions
 from har.train.records import EPOCH_HEADER, METRICS_COLUMNS, TIMING_COLUMNS, format_epoch_row
 from har.train.rundir import RunDir
 from harkit.errors import HarError
 
-__all__ = ["fit", "TrainOptions", "RESUMABLE", "METRICS_COLUMNS", "TIMING_COLUMNS",
-           "EPOCH_HEADER", "format_epoch_row", "RunDir", "TrainingInterrupted", "train_step"]
+__all__ = ["fit", "prepare_run", "RunSetup", "TrainOptions", "RESUMABLE", "METRICS_COLUMNS",
+           "TIMING_COLUMNS", "EPOCH_HEADER", "format_epoch_row", "RunDir", "TrainingInterrupted",
+           "train_step"]
 
 
 def __getattr__(name: str):
@@ -57,18 +59,98 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config
     ``runs/<model>-<UTC time>``; an existing non-empty folder is refused. ``log(line)`` receives
     notes, ``on_epoch(row)`` each metrics row. ``check_labels`` refuses val/test classes the
     train split lacks (``har cv`` allows them: a held-out subject may have an activity no
-    training subject did, which then counts as missed). Raises HarError for bad input and a non-finite
-    loss (last.pt keeps the last good epoch), ``TrainingInterrupted`` on Ctrl-C.
+    training subject did, which then counts as missed). Raises HarError for bad input and a
+    non-finite loss (last.pt keeps the last good epoch), ``TrainingInterrupted`` on Ctrl-C.
+
+    Under torchrun (``WORLD_SIZE`` set; :mod:`har.train.distributed`) this process trains its
+    rank's share of every batch; rank 0 writes the run folder and returns the summary, the
+    other ranks return ``{}``.
     """
     import torch
 
-    from data_prep.store import PreparedData, load_prepared
-    from har.checkpoint import check_resumable, describe, load_checkpoint
-    from har.models import list_models
-    from har.train import options as layers
+    from har.checkpoint import check_resumable, describe
+    from har.train import distributed
     from har.train.loop import Trainer
 
+    world = distributed.world()
     log = log or (lambda line: None)
+    if not world.main:                  # rank 0 alone prints, draws progress and writes
+        log, on_epoch, progress = (lambda line: None), None, False
+    setup = prepare_run(data, model, resume=resume, config=config, hparams=hparams,
+                        check_labels=check_labels, mmap=world.distributed, **options)
+    prepared, model, hparams, opts, ckpt = (setup.prepared, setup.model, setup.hparams,
+                                            setup.opts, setup.ckpt)
+    splits, input_shape = setup.splits, setup.input_shape
+
+    threads = torch.get_num_threads()
+    if opts.threads or world.distributed:
+        torch.set_num_threads(opts.threads or distributed.threads_per_process(world))
+    try:
+        trainer = Trainer(splits, model, prepared.window, len(prepared.channels),
+                          len(prepared.class_names), hparams, opts, ckpt, world)
+        if ckpt is not None:
+            check_resumable(ckpt, resume, model, input_shape, prepared.class_names,
+                            trainer.net.config)
+        run = RunDir.open(out, model, resume) if world.main else None
+        if ckpt is not None and run is not None:
+            run.carry_best(resume, ckpt)
+        digest = hashlib.sha256((prepared.path / "meta.json").read_bytes()).hexdigest()
+        if ckpt is not None and ckpt.get("data_digest") != digest:
+            log(f"note: {prepared.path}/meta.json differs from the data {resume} was trained "
+                "on; the curve continues on the new data")
+        training = {**opts.to_dict(), "data": str(Path(prepared.path).resolve())}
+        base = describe(prepared, trainer.net.config, input_shape, training, digest)
+        if run is not None:
+            _write_config(run, trainer, training, digest, resume, splits)
+        if not trainer.has_val:
+            log(f"note: {prepared.path} has no val split: the val_* columns stay empty and "
+                "best.pt is the last epoch; prepare with --val-subjects to select by validation "
+                "macro F1")
+        if run is not None:
+            log(_start_line(model, trainer, splits, run))
+        if world.distributed:
+            log(_world_line(world, opts.batch_size, trainer))
+        if run is not None and not run.is_resumed_in_place(resume):
+            trainer.save(run, base)  # Ctrl-C in the first epoch still leaves a resume point
+        try:
+            stopped = trainer.train(run, base, on_epoch, progress, log)
+        except RuntimeError as exc:           # a collective failed: another rank is gone
+            lost = distributed.lost_rank(exc, world)
+            if lost is None:
+                raise
+            raise lost from None
+        return _finish(run, trainer, prepared, model, stopped, log) if run is not None else {}
+    finally:
+        torch.set_num_threads(threads)
+        if world.distributed:
+            distributed.stop()
+
+
+@dataclass
+class RunSetup:
+    """What a run trains, resolved and checked before any training (:func:`prepare_run`)."""
+
+    prepared: Any                      # PreparedData
+    model: str
+    hparams: Dict[str, Any]
+    opts: TrainOptions
+    ckpt: Optional[Dict[str, Any]]
+    splits: Dict[str, Any]
+    input_shape: List[int]
+
+
+def prepare_run(data=None, model: Optional[str] = None, *, resume=None, config=None,
+                hparams: Optional[Dict[str, Any]] = None, check_labels: bool = True,
+                mmap: bool = False, **options: Any) -> RunSetup:
+    """:func:`fit`'s arguments resolved (options over ``config`` over the packaged defaults, or
+    the checkpoint's) and checked against the prepared folder: every input error ``fit`` can
+    raise before training, raised here (``har train --nproc`` calls it once before starting
+    the processes). ``mmap`` maps the arrays instead of reading them."""
+    from data_prep.store import PreparedData, load_prepared
+    from har.checkpoint import check_resumable, load_checkpoint
+    from har.models import list_models
+    from har.train import options as layers
+
     ckpt = load_checkpoint(resume) if resume is not None else None
     table, config_hparams = layers.read_config(config) if config is not None else ({}, {})
     run_keys = {k: table.pop(k) for k in layers.RUN_KEYS if k in table}
@@ -89,7 +171,7 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config
         raise HarError(f"--model {model!r} is unknown; choose one of {', '.join(list_models())}")
     if data is None:
         raise HarError("--data: pass the prepared folder to train on (made by 'har prepare')")
-    prepared = data if isinstance(data, PreparedData) else load_prepared(data)
+    prepared = data if isinstance(data, PreparedData) else load_prepared(data, mmap=mmap)
     splits = {k: s for k, s in prepared.splits.items() if len(s) > 0}
     if "train" not in splits:
         raise HarError(f"{prepared.path}: the train split is empty; prepare it again with fewer "
@@ -102,37 +184,18 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config
     input_shape = [1, prepared.window, len(prepared.channels)]
     if ckpt is not None:
         check_resumable(ckpt, resume, model, input_shape, prepared.class_names)
+    return RunSetup(prepared, model, hparams, opts, ckpt, splits, input_shape)
 
-    threads = torch.get_num_threads()
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    try:
-        trainer = Trainer(splits, model, prepared.window, len(prepared.channels),
-                          len(prepared.class_names), hparams, opts, ckpt)
-        if ckpt is not None:
-            check_resumable(ckpt, resume, model, input_shape, prepared.class_names,
-                            trainer.net.config)
-        run = RunDir.open(out, model, resume)
-        if ckpt is not None:
-            run.carry_best(resume, ckpt)
-        digest = hashlib.sha256((prepared.path / "meta.json").read_bytes()).hexdigest()
-        if ckpt is not None and ckpt.get("data_digest") != digest:
-            log(f"note: {prepared.path}/meta.json differs from the data {resume} was trained "
-                "on; the curve continues on the new data")
-        training = {**opts.to_dict(), "data": str(Path(prepared.path).resolve())}
-        base = describe(prepared, trainer.net.config, input_shape, training, digest)
-        _write_config(run, trainer, training, digest, resume, splits)
-        if not trainer.has_val:
-            log(f"note: {prepared.path} has no val split: the val_* columns stay empty and "
-                "best.pt is the last epoch; prepare with --val-subjects to select by validation "
-                "macro F1")
-        log(_start_line(model, trainer, splits, run))
-        if not run.is_resumed_in_place(resume):
-            trainer.save(run, base)  # Ctrl-C in the first epoch still leaves a resume point
-        stopped = trainer.train(run, base, on_epoch, progress, log)
-        return _finish(run, trainer, prepared, model, stopped, log)
-    finally:
-        torch.set_num_threads(threads)
+
+def _world_line(world, batch_size: int, trainer) -> str:
+    """How the global batch is shared among the processes (and whether it divides)."""
+    low, extra = divmod(batch_size, world.size)
+    shares = f"{low}" if not extra else f"{low + 1} or {low}"
+    note = ("" if not extra else f"; note: --batch-size {batch_size} does not divide among "
+            f"{world.size} processes, so shares differ by one window (the step is the same)")
+    return (f"{world.size} processes ({'NCCL' if trainer.device.type == 'cuda' else 'gloo'}, "
+            f"{'synchronised' if trainer.opts.sync_bn else 'per-process'} BatchNorm "
+            f"statistics): global batch {batch_size}, {shares} windows per process{note}")
 
 
 def _start_line(model: str, trainer, splits, run: RunDir) -> str:
@@ -155,14 +218,16 @@ def _write_config(run: RunDir, trainer, training, digest, resume, splits) -> Non
     from harkit.files import write_json
 
     device = {"type": trainer.device.type, "name": device_name(trainer.device),
-              "amp": trainer.precision, "threads": torch.get_num_threads()}
+              "amp": trainer.precision, "threads": torch.get_num_threads(),
+              "processes": trainer.world.size}
     write_json(run.config, run_config(training, trainer.net.config, device, digest, resume,
                                       {k: len(s) for k, s in splits.items()},
                                       {"torch": torch.__version__, "numpy": np.__version__}))
 
 
 def _finish(run: RunDir, trainer, prepared, model: str, stopped: str, log) -> Dict[str, Any]:
-    """curves.png and summary.json; the test split scored by ``har evaluate``'s function."""
+    """curves.png and summary.json; the test split scored by ``har evaluate``'s function (on
+    rank 0 alone under torchrun: the whole split, the single-process figures)."""
     from har.evaluate import evaluate
     from har.plots import plot_curves
     from har.train.records import summary, write_summary

@@ -7,7 +7,8 @@ function of the epoch (StepLR's ``lr * gamma ** (epoch // step)``), so a resume 
 scheduler at the saved epoch through the public API, also when ``--epochs`` (and with it the
 automatic step) changed. After every epoch the val split is scored (:mod:`har.scoring`, fp32)
 and one window's latency is timed on the training device in the training precision
-(:mod:`har.latency`).
+(:mod:`har.latency`). Under torchrun each process trains its share of every global batch
+(:mod:`har.train.distributed`); rank 0 alone writes and times.
 
 :class:`Trainer` writes nothing itself except through :meth:`Trainer.save` and what
 :meth:`Trainer.train` records; the run folder is made by :class:`har.train.rundir.RunDir`.
@@ -16,9 +17,11 @@ and one window's latency is timed on the training device in the training precisi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -29,7 +32,9 @@ from torch import nn
 from har.checkpoint import rng_state, save_checkpoint, set_rng_state
 from har.device import amp_dtype, autocast, grad_scaler, resolve_device, synchronize
 from har.latency import single_sample_latency_ms
-from har.scoring import score
+from har.scoring import logits, score, score_logits
+from har.train import distributed
+from har.train.distributed import World
 from har.train.options import TrainOptions
 from har.train.records import METRICS_COLUMNS, write_metrics
 from har.train.rundir import RunDir
@@ -122,10 +127,13 @@ def precision_name(dtype: Optional[torch.dtype]) -> str:
 
 def to_tensors(splits, device: torch.device) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
     """Each split as ``(x [N, T, C] float32, y [N] int64)``: on the GPU when it fits (sliced
-    there, no host copies per batch), else kept on the host (pinned) and copied per batch."""
+    there, no host copies per batch), else kept on the host (pinned) and copied per batch.
+    Memory-mapped (read-only) arrays stay mapped: batches are copied out of them."""
     out = {}
     for name, split in splits.items():
-        x = torch.from_numpy(np.ascontiguousarray(split.x))
+        with warnings.catch_warnings():     # a read-only memmap: only ever read (x[idx] copies)
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x = torch.from_numpy(np.ascontiguousarray(split.x))
         y = torch.from_numpy(np.ascontiguousarray(split.y, dtype=np.int64))
         if device.type == "cuda":
             try:
@@ -142,20 +150,32 @@ class Trainer:
 
     def __init__(self, splits, model: str, window: int, channels: int, num_classes: int,
                  hparams: Dict[str, Any], opts: TrainOptions,
-                 ckpt: Optional[Dict[str, Any]] = None) -> None:
+                 ckpt: Optional[Dict[str, Any]] = None, world: World = World()) -> None:
         from har.models import create_model
 
         self.opts = opts
+        self.world = world
         self.num_classes = num_classes
         self.input_shape = [1, window, channels]
         self.device = resolve_device(opts.device)
+        if world.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", world.local_rank)
+            torch.cuda.set_device(self.device)
+        distributed.start(world, self.device)
         self.dtype = amp_dtype(self.device, opts.amp)
         seed_everything(opts.seed)
         self.net = create_model(model, window, channels, num_classes, **hparams)
+        if world.distributed and opts.sync_bn:
+            self.net = distributed.sync_batchnorm(self.net, self.device)
         self.memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
         self.net.to(self.device, memory_format=self.memory_format)
-        # compiled for the training steps only; eval, latency and state_dict use the eager net
-        self.train_net = torch.compile(self.net) if opts.compile else self.net
+        # DDP and compiled for the training steps only; eval, latency and state_dict use the
+        # plain net (so checkpoints load in a single process)
+        train_net = self.net
+        if world.distributed:
+            train_net = nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.train_net = torch.compile(train_net) if opts.compile else train_net
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=opts.lr,
                                            weight_decay=opts.weight_decay)
         self.scaler = grad_scaler(self.device, self.dtype)
@@ -175,6 +195,7 @@ class Trainer:
         self.has_val = "val" in self.tensors
         weight = (class_weights(np.asarray(splits["train"].y), num_classes, self.device)
                   if opts.class_weights else None)
+        self.weight = weight
         self.criterion = nn.CrossEntropyLoss(weight=weight)
         self.saved_epoch = self.state.epoch
 
@@ -184,8 +205,11 @@ class Trainer:
 
     def save(self, run: RunDir, base: Dict[str, Any]) -> None:
         """Write last.pt (atomic): ``base`` (the self-describing part) plus the run's state;
-        ``saved_epoch`` is the epoch it holds."""
+        ``saved_epoch`` is the epoch it holds. Rank 0 alone writes."""
         s = self.state
+        if not self.world.main:
+            self.saved_epoch = s.epoch
+            return
         save_checkpoint(run.last, {
             **base, "epoch": s.epoch, "best_val_f1_macro": s.best_val_f1_macro,
             "best_epoch": s.best_epoch, "epochs_since_best": s.since_best, "history": s.history,
@@ -199,17 +223,19 @@ class Trainer:
               log: Callable[[str], None]) -> str:
         """Epochs until ``opts.epochs`` or early stop, each recorded in the run folder (last.pt,
         best.pt, metrics.csv); returns why it stopped: ``completed`` or ``early_stop``."""
-        state, opts = self.state, self.opts
-        write_metrics(run.metrics, state.history)
+        state, opts, main = self.state, self.opts, self.world.main
+        if main:
+            write_metrics(run.metrics, state.history)
         try:
             while state.epoch < opts.epochs:
-                row = self.epoch(state.epoch + 1, progress)
+                row = self.epoch(state.epoch + 1, progress and main)
                 self._check_finite(row, run)
                 improved = state.record(row, self.has_val)
                 self.save(run, base)
-                if improved:
+                if improved and main:
                     run.mark_best()
-                write_metrics(run.metrics, state.history)
+                if main:
+                    write_metrics(run.metrics, state.history)
                 if on_epoch is not None:
                     on_epoch(row)
                 if opts.early_stop and state.since_best >= opts.early_stop:
@@ -224,26 +250,37 @@ class Trainer:
 
     def epoch(self, epoch: int, progress: bool) -> Dict[str, Any]:
         """Train one epoch, score val, time one window; return the metrics row."""
-        opts, device, net = self.opts, self.device, self.train_net
+        opts, device, net, world = self.opts, self.device, self.train_net, self.world
+        distributed.maybe_fail(world, epoch)
         x, y = self.tensors["train"]
         n = y.shape[0]
         order = torch.randperm(n, generator=self.shuffle)
         batches = [order[i:i + opts.batch_size] for i in range(0, n, opts.batch_size)]
+        if world.distributed:       # a final batch smaller than the ranks: skipped by all
+            batches = [b for b in batches if len(b) >= world.size]
+            n = sum(len(b) for b in batches)
         net.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         synchronize(device)
         t0 = time.perf_counter()
         with progress_bar(length=len(batches), label=f"epoch {epoch}", enabled=progress) as bar:
             for idx in batches:
-                idx = idx.to(x.device)
-                xb = x[idx].unsqueeze(1).to(device, non_blocking=True,
-                                            memory_format=self.memory_format)
-                yb = y[idx].to(device, non_blocking=True)
-                loss = train_step(net, self.optimizer, self.scaler, self.criterion, xb, yb,
+                criterion, mine = self.criterion, idx
+                if world.distributed:           # this rank's share of the global batch
+                    mine = idx[distributed.share(len(idx), world)]
+                    criterion = functools.partial(
+                        distributed.batch_loss, weight=self.weight,
+                        global_target=y[idx.to(y.device)].to(device), w=world)
+                mine = mine.to(x.device)
+                xb = x[mine].unsqueeze(1).to(device, non_blocking=True,
+                                             memory_format=self.memory_format)
+                yb = y[mine].to(device, non_blocking=True)
+                loss = train_step(net, self.optimizer, self.scaler, criterion, xb, yb,
                                   self.dtype)
-                loss_sum += loss * len(idx)
+                loss_sum += loss * (len(idx) / world.size if world.distributed else len(idx))
                 bar.update(1)
         self.scheduler.step()
+        distributed.all_sum(loss_sum)
         train_loss = float(loss_sum) / n  # the one host sync of the epoch
         row: Dict[str, Any] = dict.fromkeys(METRICS_COLUMNS)
         row.update(epoch=epoch, train_loss=train_loss, epoch_s=time.perf_counter() - t0)
@@ -253,13 +290,21 @@ class Trainer:
             result = self.score("val")
             row.update(val_loss=result["loss"], val_infer_s=result["seconds"],
                        **{f"val_{k}": v for k, v in result["scores"].items()})
-        row["train_latency_ms"] = single_sample_latency_ms(self.net, self.input_shape,
-                                                     runs=opts.latency_runs, amp_dtype=self.dtype)
+        if world.main:
+            row["train_latency_ms"] = single_sample_latency_ms(
+                self.net, self.input_shape, runs=opts.latency_runs, amp_dtype=self.dtype)
         return row
 
     def score(self, split: str) -> Dict[str, Any]:
-        """:func:`har.scoring.score` of the current weights on ``split`` (fp32)."""
-        return score(self.net, *self.tensors[split], device=self.device)
+        """:func:`har.scoring.score` of the current weights on ``split`` (fp32); with several
+        ranks each scores its share and the logits are gathered: the same figures."""
+        x, y = self.tensors[split]
+        if not self.world.distributed:
+            return score(self.net, x, y, device=self.device)
+        t0 = time.perf_counter()
+        mine = logits(self.net, x[distributed.share(x.shape[0], self.world)], device=self.device)
+        gathered = distributed.gather(mine, self.world)
+        return score_logits(gathered, y, time.perf_counter() - t0)
 
     def _check_finite(self, row: Dict[str, Any], run: RunDir) -> None:
         """HarError when the epoch's training loss is NaN/inf; last.pt still holds the last
@@ -267,8 +312,8 @@ class Trainer:
         if math.isfinite(row["train_loss"]):
             return
         state, lr = self.state, self.opts.lr
-        kept = (f"{run.last} keeps epoch {state.epoch}, the last good one" if state.epoch
-                else "no epoch finished")
+        kept = (f"{run.last if run else 'last.pt'} keeps epoch {state.epoch}, the last good one"
+                if state.epoch else "no epoch finished")
         raise HarError(f"epoch {row['epoch']}: the training loss became {row['train_loss']} "
                        f"(diverged); train again with a lower --lr than {lr:g} (e.g. --lr "
                        f"{lr / 10:g}); {kept}")

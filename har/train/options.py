@@ -55,6 +55,8 @@ class TrainOptions:
     threads: int = _opt("CPU threads for torch; 0 = one per core.", minimum=0)
     channels_last: bool = _opt("NHWC activations (faster oneDNN / cuDNN convolutions).")
     compile: bool = _opt("torch.compile the training forward (minutes of compiling).")
+    sync_bn: bool = _opt("With several processes (torchrun, --nproc): BatchNorm statistics of "
+                         "the global batch, as one process computes them.")
     latency_runs: int = _opt("Single-window passes timed per epoch (median).",
                              minimum=MIN_LATENCY_RUNS)
 
@@ -96,7 +98,7 @@ class TrainOptions:
 _HINTS = typing.get_type_hints(TrainOptions)
 #: Options a resumed run may change; the others are the checkpoint's (the curve's definition).
 RESUMABLE = ("epochs", "early_stop", "device", "amp", "threads", "channels_last", "compile",
-             "latency_runs")
+             "latency_runs", "sync_bn")
 #: ``[train]`` keys that are not :class:`TrainOptions` fields but arguments of ``fit``.
 RUN_KEYS = ("model", "data")
 
@@ -178,4 +180,4 @@ def resolve_resumed(options: Dict[str, Any], saved: Dict[str, Any], resume) -> T
             raise HarError(f"{option_text(key, value)} differs from {saved[key]!r} in --resume "
                            f"{resume}; a resumed run keeps its training options (drop it, or "
                            "start a new run without --resume)")
-    return resolve(options, saved)
+    return resolve(options, saved, defaults())   # options newer than the checkpoint: defaults

@@ -49,8 +49,8 @@ def run_config(training: Dict[str, Any], model_config: Dict[str, Any], device: D
 def summary(model: str, run_dir: Path, epochs: int, stopped: str, best_epoch: int,
             best_row: Optional[Dict[str, Any]], has_val: bool,
             test: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """summary.json: the best epoch, its val scores and training latency, and the test split's scores of
-    best.pt (``har evaluate``'s figures for the same checkpoint and split)."""
+    """summary.json: the best epoch, its val scores and training latency, and the test split's
+    scores of best.pt (``har evaluate``'s figures for the same checkpoint and split)."""
     best_val = None
     if best_row is not None and has_val:
         best_val = {k[4:]: best_row[k] for k in METRICS_COLUMNS
