@@ -15,7 +15,7 @@ optimized  device fp32     BatchNorm folded (:mod:`har.fold`), then ``torch.comp
 bf16       device bf16     the folded model in bfloat16 (oneDNN AMX / AVX-512 BF16 on CPU),
                            compiled or frozen as ``optimized``
 onnx       cpu    fp32     ONNX Runtime, all graph optimizations (extra ``harkit[onnx]``)
-int8       cpu    int8     ONNX Runtime static QDQ quantization, per-channel weights,
+int8       cpu    int8     ONNX Runtime static QDQ quantization (:mod:`har.lowp`'s recipe),
                            calibrated on training windows (VNNI / AMX int8 kernels)
 cuda       cuda   fp32     the folded model on the GPU
 cuda-fp16  cuda   fp16     the folded model in float16 on the GPU
@@ -27,10 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import logging
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -39,9 +36,8 @@ from torch import nn
 
 from har.device import cpu_bf16_supported
 from har.export import INPUT_NAME, inference_module, onnx_bytes, quiet, require_onnx
+from har.lowp import INT8_RECIPE, int8_onnx
 from harkit.errors import HarError
-
-CALIBRATION_BATCH = 32
 
 
 @dataclass
@@ -187,16 +183,6 @@ def _compile_or_freeze(module: nn.Module, example: torch.Tensor, setup: Setup,
     return _freeze(module, example, optimize)
 
 
-@contextlib.contextmanager
-def _no_root_logging():
-    """ONNX Runtime's quantizer logs advice on the root logger; keep the terminal clean."""
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 # --------------------------------------------------------------------------- prepare
 def _eager(model: nn.Module, setup: Setup) -> Runner:
     module = model if next(model.parameters()).device == setup.device else \
@@ -259,35 +245,9 @@ def _onnx(model: nn.Module, setup: Setup) -> Runner:
 
 
 def _int8(model: nn.Module, setup: Setup) -> Runner:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    payload, how = _fp32_onnx(model, setup)
-    windows = setup.calibration[:, None].astype(np.float32)  # [N, 1, T, C]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter(windows[i:i + CALIBRATION_BATCH]
-                                for i in range(0, len(windows), CALIBRATION_BATCH))
-
-        def get_next(self):
-            batch = next(self.batches, None)
-            return None if batch is None else {INPUT_NAME: batch}
-
-    with tempfile.TemporaryDirectory(prefix="harkit-int8-") as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(payload)
-        with quiet(), _no_root_logging():
-            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
-        quantized = dst.read_bytes()
-    return _ort_runner("int8", quantized, setup, "int8",
-                       f"(CPU, static QDQ int8, per-channel), {how}", [setup.calibration_note])
+    quantized = int8_onnx(copy.deepcopy(model).cpu().float(), setup.calibration, INPUT_NAME)
+    return _ort_runner("int8", quantized, setup, "int8", f"(CPU, {INT8_RECIPE})",
+                       [setup.calibration_note])
 
 
 def _cuda(model: nn.Module, setup: Setup, dtype: torch.dtype, name: str) -> Runner:

@@ -32,8 +32,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from har import cpu
 from har.backends import Runner, Setup, available, prepare, resolve_backends
 from har.device import device_name, resolve_device
+from har.metrics import classification_scores
 from harkit import __version__
 from harkit.errors import HarError
 
@@ -44,9 +46,12 @@ DEFAULT_WARMUP = 10
 ROUNDS = 5
 ROUND_WARMUP = 2
 THROUGHPUT_MIN_S = 0.5
-CALIBRATION_WINDOWS = 128
+CALIBRATION_WINDOWS = 1024   # int8 min/max ranges (docs/BENCHMARKS.md, issue 14)
 AGREEMENT_MAX_WINDOWS = 4096
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+AGREEMENT_TARGET = 99.5   # % top-1 agreement with fp32 eager for a backend to be recommended
+#: The ``har export --format`` that deploys each backend (None: no file format of its own).
+EXPORT_FORMATS = {"eager": "torchscript", "optimized": "torchscript", "bf16": "torchscript-bf16",
+                  "onnx": "onnx", "int8": "onnx-int8", "cuda": "torchscript", "cuda-fp16": None}
 
 
 def run(model: Optional[str] = None, *, checkpoint=None, data=None,
@@ -72,7 +77,7 @@ def run(model: Optional[str] = None, *, checkpoint=None, data=None,
     names = resolve_backends(backend)
     dev = resolve_device(device)
     names, skipped = available(names, dev, explicit=str(backend).strip() != "all")
-    subject = _Subject(model, checkpoint, data, window, channels, classes, seed)
+    subject = Subject(model, checkpoint, data, window, channels, classes, seed)
     threads = int(threads or torch.get_num_threads())
     before_threads = torch.get_num_threads()
     load_before = _load_avg()
@@ -108,12 +113,41 @@ def run(model: Optional[str] = None, *, checkpoint=None, data=None,
         "parameters": subject.parameters, "macs": subject.macs,
         "gflop_per_window": round(2 * subject.macs / 1e9, 4),
         "stream": subject.stream, "agreement_on": subject.agreement_on,
+        "reference_macro_f1": subject.reference_f1,
         "machine": _machine(dev, threads, load_before),
         "settings": {"runs": runs, "warmup": warmup, "rounds": min(ROUNDS, runs),
                      "batch_sizes": list(batch_sizes), "throughput_min_s": THROUGHPUT_MIN_S},
         "backends": rows, "skipped": skipped,
         "best": min(rows, key=lambda r: r["latency_ms"]["p50"])["backend"] if rows else None,
+        "recommended": recommend(rows),
     }
+
+
+def recommend(rows: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The backend to deploy: the fastest single window (p50) among those whose top-1
+    agreement with fp32 eager is >= :data:`AGREEMENT_TARGET` %. Without an agreement set
+    (no ``--data``) only the fp32 backends qualify, which compute the same function.
+    ``{"backend", "export_format", "why"}``; ``export_format`` is what ``har export --format``
+    writes for it (None for a backend with no file format); None without rows."""
+    def qualifies(row):
+        if row["agreement_top1"] is None:
+            return row["precision"] == "fp32"
+        return row["agreement_top1"] >= AGREEMENT_TARGET
+
+    fit = [r for r in rows if qualifies(r)]
+    if not fit:
+        return None
+    best = min(fit, key=lambda r: r["latency_ms"]["p50"])
+    left = sorted({r["backend"] for r in rows} - {r["backend"] for r in fit})
+    measured = best["agreement_top1"] is not None
+    why = (f"fastest single window ({best['latency_ms']['p50']:.2f} ms p50) with top-1 "
+           f"agreement >= {AGREEMENT_TARGET:g} % vs fp32 eager" if measured else
+           f"fastest fp32 single window ({best['latency_ms']['p50']:.2f} ms p50); pass --data "
+           "to let reduced precisions qualify by their agreement")
+    if left and measured:
+        why += f"; below the agreement target: {', '.join(left)}"
+    return {"backend": best["backend"], "export_format": EXPORT_FORMATS.get(best["backend"]),
+            "why": why}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -215,8 +249,11 @@ def _status_kb(field: str) -> Optional[int]:
 
 
 # --------------------------------------------------------------------------- the model
-class _Subject:
-    """The model under test, its input shape, stream budget and windows (real or random)."""
+class Subject:
+    """The model under test (``net``, fp32 eval), its input shape, stream budget and windows:
+    ``pool`` and ``example`` for timing, ``calibration`` ``[N, T, C]`` for int8, and the
+    agreement set (:meth:`agreement`); real windows from ``data``, else random. Also what
+    ``har export`` checks its reduced-precision files with."""
 
     def __init__(self, model, checkpoint, data, window, channels, classes, seed) -> None:
         from har.models import count_macs, count_parameters
@@ -304,12 +341,15 @@ class _Subject:
         rng = np.random.default_rng(seed)
         splits = {} if prepared is None else {k: s for k, s in prepared.splits.items() if len(s)}
         self.agreement_on, self._reference, self._agree_x = None, None, None
+        self._reference_f1 = None
         if splits:
             name = next(s for s in ("val", "test", "train") if s in splits)
             x = np.array(splits[name].x[:AGREEMENT_MAX_WINDOWS], dtype=np.float32)  # a copy
             self._agree_x = torch.from_numpy(x).unsqueeze(1)
+            self._agree_y = np.asarray(splits[name].y[:AGREEMENT_MAX_WINDOWS])
             with torch.no_grad():
                 self._reference = _batched(self.net, self._agree_x)
+            self._reference_f1 = _macro_f1(self._agree_y, self._reference)
             self.agreement_on = {"split": name, "windows": int(x.shape[0])}
             self.pool = self._agree_x[:256]
             cal_split = "train" if "train" in splits else name
@@ -325,14 +365,27 @@ class _Subject:
                                      "real ones")
         self.example = self.pool[:1].clone()
 
+    @property
+    def reference_f1(self) -> Optional[float]:
+        """fp32 eager's macro F1 on the agreement windows (None without data)."""
+        return None if self._reference_f1 is None else round(self._reference_f1, 5)
+
     def agreement(self, runner: Runner) -> Dict[str, Any]:
-        """``agreement_top1`` (%) and ``max_abs_logit_diff`` vs fp32 eager; None without data."""
+        """``agreement_top1`` (%) and ``max_abs_logit_diff`` vs fp32 eager, ``macro_f1`` on the
+        windows' labels and ``macro_f1_change`` vs fp32 eager's; None without data."""
         if self._agree_x is None:
-            return {"agreement_top1": None, "max_abs_logit_diff": None}
+            return dict.fromkeys(("agreement_top1", "max_abs_logit_diff", "macro_f1",
+                                  "macro_f1_change"))
         logits = _batched(runner, self._agree_x)
         same = (logits.argmax(1) == self._reference.argmax(1)).float().mean().item()
+        f1 = _macro_f1(self._agree_y, logits)
         return {"agreement_top1": round(100.0 * same, 3),
-                "max_abs_logit_diff": float((logits - self._reference).abs().max())}
+                "max_abs_logit_diff": float((logits - self._reference).abs().max()),
+                "macro_f1": round(f1, 5), "macro_f1_change": round(f1 - self._reference_f1, 5)}
+
+
+def _macro_f1(y: np.ndarray, logits: torch.Tensor) -> float:
+    return classification_scores(y, logits.argmax(1).numpy())["f1_macro"]
 
 
 def _batched(fn, x: torch.Tensor, size: int = 256) -> torch.Tensor:
@@ -356,7 +409,8 @@ def _stream(rate_hz, stride, source: str, window: int) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the result
-def _row(runner: Runner, ms: np.ndarray, throughput, peak_mb, subject: _Subject) -> Dict[str, Any]:
+def _row(runner: Runner, ms: np.ndarray, throughput, peak_mb, subject: Subject
+         ) -> Dict[str, Any]:
     p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
     single = 1000.0 / p50
     return {
@@ -388,23 +442,14 @@ def _load_avg() -> Optional[List[float]]:
         return None
 
 
-def _cpu_flags() -> List[str]:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh
-                          if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return [f for f in CPU_FLAGS if f in flags]
-
-
 def _machine(device: torch.device, threads: int, load_before) -> Dict[str, Any]:
     try:
         import onnxruntime
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
-    return {"cpu": device_name(torch.device("cpu")), "cpu_flags": _cpu_flags(),
+    return {"cpu": device_name(torch.device("cpu")), "cpu_class": cpu.cpu_class(),
+            "cpu_flags": cpu.reported_flags(),
             "cores": os.cpu_count(), "threads": threads, "device": str(device),
             "gpu": device_name(device) if device.type == "cuda" else None,
             "load_avg_before": load_before, "load_avg_after": _load_avg(),
@@ -440,7 +485,8 @@ def format_table(result: Dict[str, Any]) -> str:
     ]
     head = (f"{'backend':<10} {'device':<6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
             f"{'x eager':>7} " + " ".join(f"{'win/s@' + b:>10}" for b in sizes) +
-            f" {'GFLOP/s':>8} {'peak MB':>8} {'agree %':>8} {'max|dlogit|':>11} {'headroom':>9}")
+            f" {'GFLOP/s':>8} {'peak MB':>8} {'agree %':>8} {'dF1 macro':>9} {'max|dlogit|':>11} "
+            f"{'headroom':>9}")
     lines += [head, "-" * len(head)]
     for row in result["backends"]:
         lat = row["latency_ms"]
@@ -450,6 +496,7 @@ def format_table(result: Dict[str, Any]) -> str:
             + " ".join(f"{row['throughput'][b]:>10,.1f}" for b in sizes)
             + f" {row['gflops']:>8.1f} {_num(row['peak_memory_mb'], '{:.0f}'):>8} "
             f"{_num(row['agreement_top1'], '{:.2f}'):>8} "
+            f"{_num(row['macro_f1_change'], '{:+.4f}'):>9} "
             f"{_num(row['max_abs_logit_diff'], '{:.4f}'):>11} {row['headroom']:>8,.0f}x")
     lines.append("")
     lines.append(f"real-time budget: {stream['sample_rate_hz']:g} Hz / stride {stream['stride']} "
@@ -458,8 +505,9 @@ def format_table(result: Dict[str, Any]) -> str:
                  "single-window rate (1000 / p50) over it")
     if result["agreement_on"]:
         on = result["agreement_on"]
-        lines.append(f"agreement: top-1 and max |logit difference| vs fp32 eager on "
-                     f"{on['windows']} {on['split']} windows")
+        lines.append(f"agreement: top-1, macro F1 change and max |logit difference| vs fp32 "
+                     f"eager on {on['windows']} {on['split']} windows (fp32 macro F1 "
+                     f"{result['reference_macro_f1']:.4f})")
     else:
         lines.append("agreement: not measured (pass --data with a prepared folder)")
     for row in result["backends"]:
@@ -469,6 +517,11 @@ def format_table(result: Dict[str, Any]) -> str:
         lines.append(f"skipped {skip['backend']}: {skip['reason']}")
     if result["best"]:
         lines.append(f"fastest single window: {result['best']}")
+    rec = result.get("recommended")
+    if rec:
+        how = (f"; har export --format {rec['export_format']} writes it (or --format auto)"
+               if rec["export_format"] else "")
+        lines.append(f"recommended on this machine: {rec['backend']} ({rec['why']}){how}")
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@
 * Mixed precision (:func:`amp_dtype`): on CUDA on by default -- bfloat16 autocast where the GPU
   supports it (no gradient scaler needed), else float16 autocast with a ``GradScaler``. On the CPU
   ``--amp`` means bfloat16 autocast, which needs AVX-512 BF16 or AMX (fast bf16 matmuls through
-  oneDNN); it is the CPU default where the CPU has AMX (:func:`cpu_amp_default`).
+  oneDNN); it is the CPU default by CPU class (:func:`cpu_amp_default`, :mod:`har.cpu`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Optional
 
 import torch
 
+from har import cpu
 from harkit.errors import HarError
 
 DEVICES = ("auto", "cpu", "cuda")
-
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -35,20 +35,15 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def cpu_bf16_supported() -> bool:
-    """True when the CPU has native bf16 arithmetic (AMX tiles or AVX-512 BF16) via oneDNN."""
-    if not torch.backends.mkldnn.is_available():
-        return False
-    checks = [getattr(torch.cpu, n, None)
-              for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return any(check() for check in checks if check is not None)
+    """True when oneDNN computes bf16 natively on this CPU (class ``amx`` or ``avx512_bf16``,
+    :mod:`har.cpu`, within any ``ONEDNN_MAX_CPU_ISA`` cap)."""
+    return torch.backends.mkldnn.is_available() and cpu.native_bf16()
 
 
 def cpu_amp_default() -> bool:
-    """bf16 autocast is the CPU default only with AMX tiles, where it was measured to train the
-    seed ResNet ~3x faster than fp32 with loss curves equal within tolerance
-    (docs/BENCHMARKS.md); AVX-512 BF16 alone is allowed with ``--amp`` but not assumed faster."""
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check is not None and check() and cpu_bf16_supported())
+    """``--amp auto`` on the CPU: bf16 autocast where :func:`har.cpu.default_amp` says so for
+    this CPU's class (the measurements are in docs/BENCHMARKS.md), else fp32."""
+    return cpu_bf16_supported() and cpu.default_amp()
 
 
 def amp_dtype(device: torch.device, amp: Optional[bool] = None) -> Optional[torch.dtype]:
@@ -69,6 +64,16 @@ def amp_dtype(device: torch.device, amp: Optional[bool] = None) -> Optional[torc
         raise HarError("--amp on the CPU needs native bfloat16 (AMX or AVX-512 BF16), which this "
                        "CPU lacks; pass --no-amp (or train on a CUDA device)")
     return torch.bfloat16 if amp else None
+
+
+def precision_choice(device: torch.device, amp: Optional[bool]) -> dict:
+    """Why the run trains in its precision, for config.json: ``amp`` as asked (``"auto"``,
+    true, false) and, on the CPU, the class (:mod:`har.cpu`) and flags that decide ``auto``."""
+    choice = {"amp_option": "auto" if amp is None else bool(amp)}
+    if device.type == "cpu":
+        choice.update(cpu_class=cpu.cpu_class(), cpu_flags=cpu.reported_flags(),
+                      onednn_isa_cap=cpu.isa_cap())
+    return choice
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):

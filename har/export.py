@@ -23,7 +23,7 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -34,7 +34,13 @@ from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import write_atomic
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "onnx-int8", "torchscript-bf16")
+CHOICES = FORMATS + ("auto",)
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "onnx-int8": ".int8.onnx",
+            "torchscript-bf16": ".bf16.torchscript.pt"}
+PRECISIONS = {"onnx": "fp32", "torchscript": "fp32", "onnx-int8": "int8",
+              "torchscript-bf16": "bf16"}
+AUTO_RUNS = 60   # single windows timed per backend by --format auto
 INPUT_NAME, OUTPUT_NAME = "windows", "logits"
 EXPORT_FORMAT, EXPORT_FORMAT_VERSION = "harkit.export", 1
 TORCHSCRIPT_METADATA = "harkit.json"
@@ -103,29 +109,55 @@ def export_metadata(ckpt: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def export(checkpoint, fmt: str, out, *, force: bool = False, windows: int = 8,
-           seed: int = 0) -> Dict[str, Any]:
-    """Export ``checkpoint`` (a path) to ``out`` as ``fmt`` (``onnx`` or ``torchscript``).
+def export(checkpoint, fmt: str = "onnx", out=None, *, force: bool = False, windows: int = 8,
+           seed: int = 0, data=None, log: Optional[Callable[[str], None]] = None
+           ) -> Dict[str, Any]:
+    """Export ``checkpoint`` (a path) to ``out`` (default: beside it, :data:`SUFFIXES`) as
+    ``fmt``: one of :data:`FORMATS`, or ``auto`` (:func:`choose_format`: what ``har bench``
+    recommends for this machine).
 
-    Validates on ``windows`` random N(0, 1) windows (and on one window alone) against the
-    checkpoint's PyTorch model before writing. Returns ``path``, ``format``, ``bytes``,
-    ``max_abs_diff`` (logits), ``tolerance``, ``metadata``.
+    fp32 formats are validated on ``windows`` random N(0, 1) windows (and on one window alone)
+    against the checkpoint's PyTorch model: logits within 1e-3 of their scale. Reduced
+    precisions (``onnx-int8``, ``torchscript-bf16``) need real windows, from ``data`` (a
+    prepared folder; default: the one the checkpoint was trained on, if it is still there):
+    int8 is calibrated on its train split, and both must agree with the fp32 model on the
+    top-1 class of >= ``AGREEMENT_TARGET`` % of its val windows. Nothing is written when a
+    check fails. Returns ``path``, ``format``, ``bytes``, ``metadata`` and ``max_abs_diff`` +
+    ``tolerance`` or ``agreement``; with ``auto`` also ``recommended`` (the bench's choice).
     """
-    from har.checkpoint import load_checkpoint, model_from_checkpoint
+    from har.checkpoint import load_checkpoint
 
+    log = log or (lambda line: None)
+    recommended = None
+    if fmt == "auto":
+        recommended = choose_format(checkpoint, data, seed, log)
+        fmt = recommended["export_format"]
     if fmt not in FORMATS:
-        raise HarError(f"--format {fmt!r} is invalid; choose one of {', '.join(FORMATS)}")
-    out = Path(out)
+        raise HarError(f"--format {fmt!r} is invalid; choose one of {', '.join(CHOICES)}")
+    out = Path(checkpoint).with_suffix(SUFFIXES[fmt]) if out is None else Path(out)
     if out.is_dir():
         raise HarError(f"--out {out} is a folder; pass a file name such as "
-                       f"{out / ('model.' + fmt)}")
+                       f"{out / ('model' + SUFFIXES[fmt])}")
     if out.exists() and not force:
         raise HarError(f"--out {out} already exists; pass --force to replace it")
-    if fmt == "onnx":
-        require_onnx("--format onnx")
+    if fmt.startswith("onnx"):
+        require_onnx(f"--format {fmt}")
     ckpt = load_checkpoint(checkpoint)
+    metadata = {**export_metadata(ckpt), "precision": PRECISIONS[fmt]}
+    if fmt in ("onnx", "torchscript"):
+        report = _export_fp32(ckpt, fmt, metadata, windows, seed)
+    else:
+        report = _export_reduced(checkpoint, ckpt, fmt, metadata, data, seed)
+    payload = report.pop("payload")
+    write_atomic(out, payload)
+    return {"path": str(out), "format": fmt, "bytes": len(payload), **report,
+            "metadata": metadata, "recommended": recommended}
+
+
+def _export_fp32(ckpt, fmt, metadata, windows, seed) -> Dict[str, Any]:
+    from har.checkpoint import model_from_checkpoint
+
     model = model_from_checkpoint(ckpt)
-    metadata = export_metadata(ckpt)
     _, steps, channels = ckpt["input_shape"]
     gen = torch.Generator().manual_seed(seed)
     samples = torch.randn(max(int(windows), 2), 1, steps, channels, generator=gen)
@@ -143,9 +175,90 @@ def export(checkpoint, fmt: str, out, *, force: bool = False, windows: int = 8,
                        f"(tolerance {tolerance:.3g}) on sample windows, so nothing was written; "
                        "report this as a bug, or try --format "
                        f"{'torchscript' if fmt == 'onnx' else 'onnx'}")
-    write_atomic(out, payload)
-    return {"path": str(out), "format": fmt, "bytes": len(payload), "max_abs_diff": diff,
-            "tolerance": tolerance, "metadata": metadata}
+    return {"payload": payload, "max_abs_diff": diff, "tolerance": tolerance}
+
+
+def _export_reduced(checkpoint, ckpt, fmt, metadata, data, seed) -> Dict[str, Any]:
+    """int8 ONNX or bf16 TorchScript, checked by top-1 agreement on real windows."""
+    from har.bench import AGREEMENT_TARGET, Subject
+    from har.lowp import INT8_RECIPE, bf16_module, int8_onnx
+
+    data = _windows_folder(ckpt, data, fmt)
+    subject = Subject(None, checkpoint, data, None, None, None, seed)
+    if fmt == "onnx-int8":
+        import onnxruntime as ort
+
+        payload = int8_onnx(subject.net, subject.calibration, INPUT_NAME,
+                            {k: json.dumps(v) for k, v in metadata.items()})
+        session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+
+        def run(x):
+            return torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
+        how = f"{INT8_RECIPE}; {subject.calibration_note}"
+    else:
+        buffer = io.BytesIO()
+        with quiet():
+            torch.jit.save(torchscript_module(bf16_module(inference_module(subject.net)),
+                                              subject.example), buffer,
+                           _extra_files={TORCHSCRIPT_METADATA: json.dumps(metadata)})
+        payload = buffer.getvalue()
+        with quiet():
+            loaded = torch.jit.load(io.BytesIO(payload), map_location="cpu")
+
+        def run(x):
+            with torch.no_grad():
+                return loaded(x)
+        how = "bfloat16 weights and activations, float32 in and out"
+    agreement = {**subject.agreement(run), **subject.agreement_on, "how": how}
+    if agreement["agreement_top1"] < AGREEMENT_TARGET:
+        raise HarError(f"export: the {fmt} model agrees with the fp32 model on the top-1 class "
+                       f"of {agreement['agreement_top1']:.2f} % of {agreement['windows']} "
+                       f"{agreement['split']} windows of {data} (target {AGREEMENT_TARGET:g} %), "
+                       "so nothing was written; use --format onnx or torchscript (fp32)")
+    return {"payload": payload, "agreement": agreement}
+
+
+def _windows_folder(ckpt, data, fmt) -> Path:
+    """The prepared folder that supplies calibration and agreement windows: ``data``, else the
+    checkpoint's training data when it still exists; HarError otherwise."""
+    if data is not None:
+        return Path(data)
+    trained_on = (ckpt.get("training") or {}).get("data")
+    if trained_on and (Path(trained_on) / "meta.json").is_file():
+        return Path(trained_on)
+    raise HarError(f"--format {fmt} needs real windows (calibration and the agreement check), "
+                   f"and the checkpoint's training data {trained_on or '(unrecorded)'} is not "
+                   "there; pass --data PREPARED_FOLDER")
+
+
+def choose_format(checkpoint, data=None, seed: int = 0,
+                  log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """What ``har bench`` recommends for ``checkpoint`` on this machine's CPU, among the
+    backends with a file format: timed (``AUTO_RUNS`` single windows each) and, with real
+    windows (``data`` or the checkpoint's training data), checked for agreement. Returns the
+    bench's ``recommended`` dict (``backend``, ``export_format``, ``why``)."""
+    from har import bench
+    from har.backends import available
+    from har.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    try:
+        data = _windows_folder(ckpt, data, "auto")
+    except HarError:
+        data = None   # fp32 backends only
+    names = [n for n, f in bench.EXPORT_FORMATS.items() if f and not n.startswith("cuda")]
+    names, _ = available(names, torch.device("cpu"), explicit=False)
+    if not any(n == "onnx" for n in names):
+        names = [n for n in names if not bench.EXPORT_FORMATS[n].startswith("onnx")]
+    # compile=False: the torchscript formats are frozen TorchScript, so time that
+    result = bench.run(checkpoint=checkpoint, data=data, backend=",".join(names),
+                       batch_sizes=(1,), runs=AUTO_RUNS, device="cpu", seed=seed,
+                       compile=False, log=log)
+    chosen = result["recommended"]
+    if chosen is None or chosen["export_format"] is None:
+        raise HarError("--format auto: no backend qualified on this machine; pass --format onnx "
+                       "or torchscript")
+    return chosen
 
 
 def _onnx_payload(module, samples, metadata):

@@ -132,3 +132,59 @@ def test_world_from_torchrun_environment():
 
     with pytest.raises(HarError, match="WORLD_SIZE"):
         distributed.world({"RANK": "4", "WORLD_SIZE": "4"})
+
+
+def test_cross_validation_under_torchrun_trains_each_fold_together(data, tiny, tmp_path):
+    """``torchrun -m har cv``: every fold one DDP training; rank 0 alone writes and prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "har",
+         "cv", str(data), "--folds", "2", "--epochs", "1", *COMMON[2:], "--config", str(tiny),
+         "--out", str(tmp_path / "cv")], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("2-fold macro F1") == 1
+    rows = (tmp_path / "cv" / "cv.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:3]] == ["fold-1", "fold-2"]
+
+
+@pytest.mark.parametrize("channels_last,affine,dtype,rtol", [
+    (True, True, "float64", 1e-9), (False, True, "float64", 1e-9),
+    (False, False, "float64", 1e-9), (True, True, "bfloat16", 2e-2)])
+def test_global_batchnorm_matches_batchnorm_in_a_group_of_one(tmp_path, channels_last, affine,
+                                                              dtype, rtol):
+    """--sync-bn on CPUs: outputs, input and parameter gradients and running statistics equal
+    torch's BatchNorm2d in either memory layout: in fp64, so any formula slip shows, and for
+    bf16 activations with fp32 parameters (bf16 autocast)."""
+    import torch
+    import torch.distributed as dist
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    low = dtype == "bfloat16"
+    param = torch.float32 if low else torch.float64
+    x = (torch.randn(6, 5, 7, 3, dtype=param) * 3 + 2).to(getattr(torch, dtype),
+                                                          memory_format=fmt)
+    g = torch.randn(6, 5, 7, 3, dtype=param).to(x.dtype)
+    ref = torch.nn.BatchNorm2d(5, affine=affine).to(param)
+    if affine:
+        with torch.no_grad():
+            ref.weight.uniform_(0.5, 1.5)
+            ref.bias.uniform_(-1, 1)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0,
+                            world_size=1)
+    try:
+        ours = distributed.sync_batchnorm(torch.nn.Sequential(ref), torch.device("cpu"))[0]
+        assert type(ours).__name__ == "GlobalBatchNorm"
+        results = []
+        for module in (torch.nn.BatchNorm2d(5, affine=affine).to(param), ours):
+            module.load_state_dict(ref.state_dict())
+            xi = x.clone().requires_grad_(True)
+            out = module(xi)
+            out.backward(g)
+            grads = [xi.grad] + ([module.weight.grad, module.bias.grad] if affine else [])
+            results.append([out, *grads, module.running_mean, module.running_var])
+    finally:
+        dist.destroy_process_group()
+    for expected, got in zip(*results):
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(got.detach().double().numpy(),
+                                   expected.detach().double().numpy(), rtol=rtol, atol=rtol / 100)

@@ -163,3 +163,76 @@ def test_bad_format_and_folder_out_are_one_line(tiny, run_cli, tmp_path):
     _one_line_error(code, err, "--format")
     code, _, err = run_cli("export", ckpt, "--format", "torchscript", "--out", tmp_path)
     _one_line_error(code, err, "is a folder")
+
+
+# --------------------------------------------------------------------------- reduced precision
+@needs_onnx
+def test_int8_export_is_calibrated_checked_and_carries_metadata(tiny, tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    import har.bench
+
+    prepared, ckpt, x = tiny
+    monkeypatch.setattr(har.bench, "AGREEMENT_TARGET", 0.0)
+    report = export(ckpt, "onnx-int8", tmp_path / "m.int8.onnx", data=prepared)
+    agreement = report["agreement"]
+    assert agreement["split"] == "val" and agreement["windows"] == len(x)
+    assert 0 <= agreement["agreement_top1"] <= 100 and "calibrated on" in agreement["how"]
+    meta = read_metadata(tmp_path / "m.int8.onnx")
+    _check_metadata(meta, ckpt, prepared)
+    assert meta["precision"] == "int8"
+    session = ort.InferenceSession(str(tmp_path / "m.int8.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    ops = {n.op_type for n in __import__("onnx").load(str(tmp_path / "m.int8.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "BatchNormalization" not in ops
+    logits = session.run(None, {"windows": x})[0]
+    same = (logits.argmax(1) == _reference(ckpt, x).argmax(1)).mean() * 100
+    assert same == pytest.approx(agreement["agreement_top1"], abs=1e-3)
+
+
+@needs_onnx
+def test_reduced_precision_below_the_agreement_target_writes_nothing(tiny, run_cli, tmp_path,
+                                                                     monkeypatch):
+    import har.bench
+
+    prepared, ckpt, _ = tiny
+    monkeypatch.setattr(har.bench, "AGREEMENT_TARGET", 100.5)
+    for fmt in ("onnx-int8", "torchscript-bf16"):
+        code, _, err = run_cli("export", ckpt, "--format", fmt, "--data", prepared, "--out",
+                               tmp_path / "m")
+        _one_line_error(code, err, "agrees with the fp32 model", "--format onnx or torchscript")
+    assert list(tmp_path.iterdir()) == []
+    code, _, err = run_cli("export", ckpt, "--format", "onnx-int8", "--out", tmp_path / "m")
+    _one_line_error(code, err, "--data PREPARED_FOLDER")
+
+
+def test_bf16_torchscript_export_runs_in_bf16_with_fp32_io(tiny, tmp_path, monkeypatch):
+    import har.bench
+
+    prepared, ckpt, x = tiny
+    monkeypatch.setattr(har.bench, "AGREEMENT_TARGET", 0.0)
+    report = export(ckpt, "torchscript-bf16", tmp_path / "m.pt", data=prepared)
+    assert read_metadata(tmp_path / "m.pt")["precision"] == "bf16"
+    with har.export.quiet():
+        loaded = torch.jit.load(str(tmp_path / "m.pt"))
+    with torch.no_grad():
+        logits = loaded(torch.from_numpy(x))
+    reference = _reference(ckpt, x)
+    assert logits.dtype == torch.float32 and logits.shape == reference.shape
+    same = (logits.numpy().argmax(1) == reference.argmax(1)).mean() * 100
+    assert same == pytest.approx(report["agreement"]["agreement_top1"], abs=1e-3)
+    assert np.abs(logits.numpy() - reference).max() < 0.1 * max(1.0, np.abs(reference).max())
+
+
+@needs_onnx
+def test_auto_writes_what_the_bench_recommends(tiny, run_cli, tmp_path, monkeypatch):
+    prepared, ckpt, _ = tiny
+    monkeypatch.setattr(har.export, "AUTO_RUNS", 3)
+    code, out, err = run_cli("export", ckpt, "--format", "auto", "--data", prepared, "--out",
+                             tmp_path / "m")
+    assert code == 0, err
+    chosen = out.splitlines()[0]
+    assert chosen.startswith("auto: ") and "-> --format " in chosen
+    fmt = chosen.split("-> --format ")[1].split()[0]
+    assert read_metadata(tmp_path / "m")["precision"] == har.export.PRECISIONS[fmt]
+    assert f"wrote {tmp_path / 'm'} ({fmt}" in out

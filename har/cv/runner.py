@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from data_prep.folds import Fold, assignment_check, fold_data, plan
+from har.train import distributed
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import write_json, write_with
@@ -54,7 +55,8 @@ def run(data, folds="loso", *, model: Optional[str] = None, out=None, select: st
         hparams: Optional[Dict[str, Any]] = None, log: Optional[Callable[[str], None]] = None,
         report: bool = True, **options: Any) -> Dict[str, Any]:
     """Cross-validate ``model`` on the prepared folder ``data``; return the report (or, with
-    ``report`` False or a single ``fold``, ``{"folds": [fold rows]}``).
+    ``report`` False or a single ``fold``, ``{"folds": [fold rows]}``). Under torchrun all
+    processes train each fold together (DDP); rank 0 writes and returns, the others get ``{}``.
 
     ``folds``: ``"loso"`` or k. ``select``: ``last`` (score the last epoch) or ``inner`` (a
     training subject per fold validates and picks ``best.pt``). ``options`` are ``har train``
@@ -87,9 +89,16 @@ def run(data, folds="loso", *, model: Optional[str] = None, out=None, select: st
         chosen = [the_plan[fold - 1]]
     record = _plan_record(prepared, folds, select, seed, model, hparams, options, config,
                           the_plan)
-    _write_plan(out, record)
     settings = {"data": str(Path(prepared.path).resolve()), "model": model, "config": config,
                 "hparams": hparams or {}, "options": {**options, "seed": seed}}
+    world = distributed.world()
+    if world.distributed:                 # under torchrun: every fold is one DDP training
+        if jobs != 1:
+            raise HarError("--jobs: under torchrun the processes train each fold together; "
+                           "drop --jobs (or run folds as separate jobs with --fold K)")
+        return _run_folds_together(chosen, settings, out, record, report and fold is None,
+                                   world, log)
+    _write_plan(out, record)
     rows = _run_folds(chosen, settings, out, jobs, log)
     if report and fold is None:
         from har.cv.report import report as build_report
@@ -162,6 +171,43 @@ def _run_folds(folds: List[Fold], settings, out: Path, jobs: int, log) -> List[D
         _parallel(todo, settings, out, jobs, log)
     return [json.loads((out / f.name / "fold.json").read_text()) for f in folds
             if is_finished(out / f.name)]
+
+
+def _run_folds_together(folds: List[Fold], settings, out: Path, record, report: bool,
+                        world, log) -> Dict[str, Any]:
+    """The folds one after the other, each trained by all torchrun processes at once (one
+    process group for the whole run); rank 0 writes the plan, the folds' files and the
+    report, and the ranks meet before each fold so that all see the same finished folds."""
+    import torch
+
+    log = log if world.main else (lambda line: None)
+    device = torch.device("cuda", world.local_rank) if (
+        settings["options"].get("device", "auto") != "cpu" and torch.cuda.is_available()
+    ) else torch.device("cpu")
+    joined = distributed.start(world, device)
+    try:
+        if world.main:
+            _write_plan(out, record)
+        for f in folds:
+            distributed.barrier(world)
+            if is_finished(out / f.name):
+                log(f"{f.name}: finished earlier, skipped")
+                continue
+            log(f"{f.name}: training on {len(f.train)} subject(s), testing {_names(f.test)}")
+            run_fold(settings, f.to_dict(), str(out), settings["options"].get("threads"))
+            if world.main:
+                log(f"{f.name}: {_row_line(out / f.name)}")
+        distributed.barrier(world)
+    finally:
+        if joined:
+            distributed.stop()
+    if not world.main:
+        return {}
+    if report:
+        from har.cv.report import report as build_report
+
+        return build_report(out)
+    return {"folds": [json.loads((out / f.name / "fold.json").read_text()) for f in folds]}
 
 
 def _names(subjects) -> str:
@@ -265,17 +311,22 @@ def run_fold(settings: Dict[str, Any], fold: Dict[str, Any], out: str,
         with open(folder / "train.log", "a") as fh:
             fh.write(line + "\n")
 
-    if last.is_file():
+    world = distributed.world()
+    resuming = last.is_file()
+    distributed.barrier(world)           # (torchrun) every rank decided before rank 0 writes
+    if resuming:
         resumable = {k: v for k, v in options.items() if k in ("epochs", "threads", "device",
                                                                 "amp")}
         summary = fit(data, resume=last, log=log, check_labels=False, **resumable)
     else:
-        if folder.exists() and any(folder.iterdir()):
+        if world.main and folder.exists() and any(folder.iterdir()):
             raise HarError(f"{folder} holds files but no last.pt; remove the folder to train "
                            "this fold again")
         summary = fit(data, settings["model"], out=folder, config=settings["config"],
                       hparams=settings["hparams"] or None, log=log, check_labels=False,
                       **options)
+    if not world.main:                   # rank 0 scores the fold and writes its files
+        return {}
     row = _score_fold(f, folder, data, summary, time.perf_counter() - t0, startup_s)
     write_json(folder / "fold.json", row)
     return row

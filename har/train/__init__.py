@@ -85,6 +85,7 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config
     threads = torch.get_num_threads()
     if opts.threads or world.distributed:
         torch.set_num_threads(opts.threads or distributed.threads_per_process(world))
+    trainer = None
     try:
         trainer = Trainer(splits, model, prepared.window, len(prepared.channels),
                           len(prepared.class_names), hparams, opts, ckpt, world)
@@ -122,7 +123,7 @@ def fit(data=None, model: Optional[str] = None, *, out=None, resume=None, config
         return _finish(run, trainer, prepared, model, stopped, log) if run is not None else {}
     finally:
         torch.set_num_threads(threads)
-        if world.distributed:
+        if trainer is not None and trainer.joined_group:
             distributed.stop()
 
 
@@ -201,11 +202,14 @@ def _world_line(world, batch_size: int, trainer) -> str:
 def _start_line(model: str, trainer, splits, run: RunDir) -> str:
     import torch
 
+    from har.cpu import cpu_class
     from har.device import device_name
 
     parameters = sum(p.numel() for p in trainer.net.parameters())
+    cls = f"{cpu_class()} CPU, " if trainer.device.type == "cpu" else ""
     return (f"training {model} ({parameters:,} parameters) on {device_name(trainer.device)} "
-            f"({trainer.device.type}, {trainer.precision}, {torch.get_num_threads()} threads): "
+            f"({trainer.device.type}, {cls}{trainer.precision}, {torch.get_num_threads()} "
+            "threads): "
             f"{', '.join(f'{len(s)} {k}' for k, s in splits.items())} windows -> {run.path}")
 
 
@@ -213,12 +217,13 @@ def _write_config(run: RunDir, trainer, training, digest, resume, splits) -> Non
     import numpy as np
     import torch
 
-    from har.device import device_name
+    from har.device import device_name, precision_choice
     from har.train.records import run_config
     from harkit.files import write_json
 
     device = {"type": trainer.device.type, "name": device_name(trainer.device),
-              "amp": trainer.precision, "threads": torch.get_num_threads(),
+              "amp": trainer.precision, **precision_choice(trainer.device, trainer.opts.amp),
+              "channels_last": trainer.opts.channels_last, "threads": torch.get_num_threads(),
               "processes": trainer.world.size}
     write_json(run.config, run_config(training, trainer.net.config, device, digest, resume,
                                       {k: len(s) for k, s in splits.items()},

@@ -30,7 +30,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import List, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from harkit.errors import HarError
 
@@ -79,15 +79,17 @@ def world(environ: Mapping[str, str] = os.environ) -> World:
     return World(rank, size, local_rank, local_size)
 
 
-def start(w: World, device) -> None:
-    """Join the process group (NCCL for CUDA devices, else gloo), once per process."""
+def start(w: World, device) -> bool:
+    """Join the process group (NCCL for CUDA devices, else gloo) unless this process already
+    has; return whether this call joined it (the caller then leaves it, :func:`stop`)."""
     import torch.distributed as dist
 
     if not w.distributed or dist.is_initialized():
-        return
+        return False
     backend = "nccl" if device.type == "cuda" else "gloo"
     kwargs = {"device_id": device} if device.type == "cuda" else {}
     dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_S), **kwargs)
+    return True
 
 
 def stop() -> None:
@@ -292,28 +294,73 @@ def _define_global_batchnorm():
     import torch
     import torch.distributed as dist
 
-    class _SumOverRanks(torch.autograd.Function):
-        """All-reduce (sum) whose gradient is the all-reduced gradient: every rank's loss
-        reaches every rank's inputs through the shared statistics."""
+    class _GlobalBatchNormFn(torch.autograd.Function):
+        """Batch normalization over the global batch with ATen's CPU kernels: the local
+        statistics come from ``native_batch_norm``, the ranks' ``[C]`` vectors are combined by
+        one all-reduce forward and one backward, and the activations are normalized and
+        back-propagated by the inference-mode kernels with the global statistics.
+
+        Backward, with N the global count, a = weight * invstd and xhat the normalized input:
+        grad_x = a * g - a / N * (sum g + xhat * sum g*xhat), the sums over every rank."""
 
         @staticmethod
-        def forward(ctx, x):
-            out = x.clone()
-            dist.all_reduce(out)
-            return out
+        def forward(ctx, x, weight, bias, eps):
+            c = x.shape[1]
+            # An fp32 weight makes the kernel return fp32 statistics for a bf16 x.
+            w = weight if weight is not None else x.new_ones(
+                c, dtype=torch.promote_types(x.dtype, torch.float32))
+            _, mean_r, invstd_r = torch.native_batch_norm(x, w, None, None, None, True,
+                                                          0.0, eps)
+            var_r = invstd_r.pow(-2) - eps
+            count = x.numel() / c
+            # Chan's combination: sum of counts, of count*mean, of count*(var + mean^2).
+            sums = torch.cat([mean_r * count, (var_r + mean_r * mean_r) * count,
+                              mean_r.new_tensor([count])])
+            dist.all_reduce(sums)
+            n = sums[-1]
+            mean = sums[:c] / n
+            var = (sums[c:2 * c] / n - mean * mean).clamp_min(0)
+            out = torch.batch_norm(x, w, bias, mean, var, False, 0.0, eps, True)
+            ctx.save_for_backward(x, w, mean, var)
+            ctx.affine = weight is not None
+            ctx.eps, ctx.n = eps, n
+            ctx.mark_non_differentiable(mean, var)
+            return out, mean, var, n
 
         @staticmethod
-        def backward(ctx, grad):
-            grad = grad.clone()
-            dist.all_reduce(grad)
-            return grad
+        def backward(ctx, grad_out, _mean, _var, _n):
+            x, w, mean, var = ctx.saved_tensors
+            c = x.shape[1]
+            grad_out = grad_out.contiguous(memory_format=_layout(x))
+            # Inference-mode backward: a * g, and the local sums of g * xhat and of g.
+            grad_a, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+                grad_out, x, w, mean, var, None, None, False, ctx.eps, [True, True, True])
+            sums = torch.cat([grad_b, grad_w])  # weight dtype: fp32 for a bf16 x
+            dist.all_reduce(sums)
+            invstd = torch.rsqrt(var + ctx.eps)
+            a = w * invstd
+            k = a / ctx.n
+            # grad_x = a*g - k*sum_g - k*sum_gxhat*invstd*(x - mean) = a*g + x*b + d.
+            b = -k * sums[c:] * invstd
+            d = -k * sums[:c] - b * mean
+            shape = [1, c] + [1] * (x.dim() - 2)
+            grad_x = torch.addcmul(d.view(shape).to(x.dtype), x, b.view(shape).to(x.dtype))
+            grad_x += grad_a
+            if not ctx.affine:
+                grad_w = grad_b = None
+            return grad_x, grad_w, grad_b, None
 
-    all_reduce = _SumOverRanks.apply
+    def _layout(x):
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+                and not x.is_contiguous():
+            return torch.channels_last
+        return torch.contiguous_format
 
     class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         """BatchNorm whose training statistics are those of the global batch (every rank's
-        share), by two differentiable all-reduces (sums, then centred squares); in eval mode
-        a plain BatchNorm. Works with gloo on CPUs."""
+        share), combined over the ranks by one all-reduce of per-channel vectors forward and
+        one backward (:class:`_GlobalBatchNormFn`). In eval mode a plain BatchNorm. Works with
+        gloo on CPUs, where ``torch.nn.SyncBatchNorm`` does not."""
 
         def _check_input_dim(self, x):
             if x.dim() < 2:
@@ -322,27 +369,16 @@ def _define_global_batchnorm():
         def forward(self, x):
             if not (self.training and dist.is_available() and dist.is_initialized()):
                 return super().forward(x)
-            dims = [d for d in range(x.dim()) if d != 1]
-            xf = x.float()
-            count = xf.new_tensor([x.numel() / x.shape[1]])
-            sums = all_reduce(torch.cat([xf.sum(dims), count]))
-            n = sums[-1]
-            mean = sums[:-1] / n
-            shape = [1, -1] + [1] * (x.dim() - 2)
-            centred = xf - mean.view(shape)
-            var = all_reduce((centred * centred).sum(dims)) / n
-            out = centred * torch.rsqrt(var + self.eps).view(shape)
-            if self.affine:
-                out = out * self.weight.view(shape) + self.bias.view(shape)
+            out, mean, var, n = _GlobalBatchNormFn.apply(x, self.weight, self.bias, self.eps)
             if self.track_running_stats:
                 with torch.no_grad():
                     self.num_batches_tracked += 1
                     factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
                               else self.momentum)
                     unbiased = var * (n / (n - 1)) if float(n) > 1 else var
-                    self.running_mean.mul_(1 - factor).add_(mean.detach() * factor)
-                    self.running_var.mul_(1 - factor).add_(unbiased.detach() * factor)
-            return out.to(x.dtype)
+                    self.running_mean.mul_(1 - factor).add_(mean * factor)
+                    self.running_var.mul_(1 - factor).add_(unbiased * factor)
+            return out
 
     return GlobalBatchNorm
 

@@ -138,8 +138,9 @@ def to_tensors(splits, device: torch.device) -> Dict[str, Tuple[torch.Tensor, to
         if device.type == "cuda":
             try:
                 x, y = x.to(device), y.to(device)
-            except torch.cuda.OutOfMemoryError:
-                x, y = x.pin_memory(), y.pin_memory()
+            except torch.cuda.OutOfMemoryError:     # too big: batches are copied per step,
+                if not isinstance(split.x, np.memmap):   # from pinned memory (a mapped file
+                    x, y = x.pin_memory(), y.pin_memory()  # stays mapped: one copy per host)
         out[name] = (x, y)
     return out
 
@@ -161,7 +162,7 @@ class Trainer:
         if world.distributed and self.device.type == "cuda":
             self.device = torch.device("cuda", world.local_rank)
             torch.cuda.set_device(self.device)
-        distributed.start(world, self.device)
+        self.joined_group = distributed.start(world, self.device)
         self.dtype = amp_dtype(self.device, opts.amp)
         seed_everything(opts.seed)
         self.net = create_model(model, window, channels, num_classes, **hparams)
