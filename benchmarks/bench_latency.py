@@ -4,7 +4,8 @@ Each repeat runs ``har bench ... --json`` in its own process (so no repeat inher
 warm caches or thread pools); the table shows, per backend, the median over repeats of each
 figure, and the 1-minute load average before each repeat (the machine may be shared).
 
-    python benchmarks/bench_latency.py --repeats 3 -- --checkpoint runs/x/best.pt --data prepared/pamap2
+    python benchmarks/bench_latency.py --repeats 3 -- --checkpoint runs/x/best.pt \
+        --data prepared/pamap2
     python benchmarks/bench_latency.py --repeats 3 -- --model resnet --threads 2
 """
 
@@ -48,14 +49,16 @@ def markdown(results) -> str:
                       if r["machine"].get("load_avg_before"))
     lines = [
         f"{first['model']['name']} ({first['weights']}), window {first['input_shape'][1:]}, "
-        f"{first['macs'] / 1e6:.1f} M MACs; {first['machine']['cpu']}, "
+        f"{first['macs'] / 1e6:.1f} M MACs; {first['machine']['cpu']} (class "
+        f"{first['machine'].get('cpu_class', '?')}), "
         f"{first['machine']['threads']} threads, torch {first['machine']['torch']}, "
         f"onnxruntime {first['machine']['onnxruntime']}; median of {len(results)} runs of "
         f"{first['settings']['runs']} windows; 1-min load before each run: {loads}",
         "",
         "| backend | p50 ms | p90 ms | p99 ms | × eager | " +
-        " | ".join(f"win/s @{b}" for b in sizes) + " | GFLOP/s | peak MB | agree % | max Δlogit |",
-        "|---" * (9 + len(sizes)) + "|",
+        " | ".join(f"win/s @{b}" for b in sizes)
+        + " | GFLOP/s | peak MB | agree % | Δ macro F1 | max Δlogit |",
+        "|---" * (10 + len(sizes)) + "|",
     ]
     for name in [row["backend"] for row in first["backends"]]:
         rows = [r for res in results for r in res["backends"] if r["backend"] == name]
@@ -68,12 +71,16 @@ def markdown(results) -> str:
         cells.append(med(lambda r: r["speedup_vs_eager"]))
         cells += [med(lambda r, b=b: r["throughput"][b]) for b in sizes]
         cells += [med(lambda r: r["gflops"]), med(lambda r: r["peak_memory_mb"]),
-                  med(lambda r: r["agreement_top1"]), med(lambda r: r["max_abs_logit_diff"])]
-        text = ["-" if c is None else f"{c:,.4f}" if i == len(cells) - 1 else f"{c:,.2f}"
-                for i, c in enumerate(cells)]
+                  med(lambda r: r["agreement_top1"]), med(lambda r: r.get("macro_f1_change")),
+                  med(lambda r: r["max_abs_logit_diff"])]
+        formats = ["{:,.2f}"] * (len(cells) - 2) + ["{:+.4f}", "{:,.4f}"]
+        text = ["-" if c is None else f.format(c) for f, c in zip(formats, cells)]
         lines.append(f"| {name} | " + " | ".join(text) + " |")
     for skip in first["skipped"]:
         lines.append(f"\nskipped {skip['backend']}: {skip['reason']}")
+    chosen = [r["recommended"]["backend"] for r in results if r.get("recommended")]
+    if chosen:
+        lines.append(f"\nrecommended per run: {', '.join(chosen)}")
     return "\n".join(lines)
 
 

@@ -302,8 +302,9 @@ def _meta(adapter: Dataset, cfg, subjects, arrays, per_subject, stats: _Stats, s
         },
         "antialias": {
             "applied": filtered,
-            "filter": (f"FIR low-pass, Hamming window, {2 * resample.REACH_STEPS * cfg.downsample + 1}"
-                       f" taps, cutoff {prep.step_rate_hz / 2:g} Hz, zero phase")
+            "filter": (f"FIR low-pass, Hamming window, "
+                       f"{2 * resample.REACH_STEPS * cfg.downsample + 1} taps, cutoff "
+                       f"{prep.step_rate_hz / 2:g} Hz, zero phase")
             if filtered else None,
             "reach_steps": resample.REACH_STEPS if filtered else 0,
             "windows_at_run_edges": stats.windows_at_run_edges,

@@ -14,7 +14,8 @@ optimized  device fp32     BatchNorm folded (:mod:`har.fold`), then ``torch.comp
                            (+ ``optimize_for_inference``'s oneDNN weight prepacking on CPU)
 bf16       device bf16     the folded model in bfloat16 (oneDNN AMX / AVX-512 BF16 on CPU),
                            compiled or frozen as ``optimized``
-onnx       cpu    fp32     ONNX Runtime, all graph optimizations (extra ``harkit[onnx]``)
+onnx       cpu    fp32     ONNX Runtime, all graph optimizations (BatchNorm folded into the
+                           convolutions at load; extra ``harkit[onnx]``)
 int8       cpu    int8     ONNX Runtime static QDQ quantization (:mod:`har.lowp`'s recipe),
                            calibrated on training windows (VNNI / AMX int8 kernels)
 cuda       cuda   fp32     the folded model on the GPU
@@ -35,7 +36,14 @@ import torch
 from torch import nn
 
 from har.device import cpu_bf16_supported
-from har.export import INPUT_NAME, inference_module, onnx_bytes, quiet, require_onnx
+from har.export import (
+    INPUT_NAME,
+    inference_module,
+    onnx_bytes,
+    onnx_module,
+    quiet,
+    require_onnx,
+)
 from har.lowp import INT8_RECIPE, int8_onnx
 from harkit.errors import HarError
 
@@ -139,9 +147,10 @@ def _compile(module: nn.Module, example: torch.Tensor, autotune: bool) -> Tuple[
     One window at a time (the latency that matters for streaming) runs a graph specialized to
     batch 1; with ``autotune`` its matmul kernels are chosen by measuring the candidates
     (``max-autotune``: about 20 % faster in bf16 here, half a minute to compile the first time,
-    then cached on disk). Other batch sizes share one graph with a dynamic batch axis. Compiled and checked on
-    ``example`` here. Returns a callable that keeps the freezing setting for later compiles,
-    or None when this machine cannot compile (no C++ compiler, an unsupported torch)."""
+    then cached on disk). Other batch sizes share one graph with a dynamic batch axis.
+    Compiled and checked on ``example`` here. Returns a callable that keeps the freezing
+    setting for later compiles, or None when this machine cannot compile (no C++ compiler, an
+    unsupported torch)."""
     try:
         with quiet():                   # these imports warn that torch.jit is deprecated
             import torch._inductor.config as inductor_config
@@ -234,18 +243,14 @@ def _ort_runner(name: str, payload: bytes, setup: Setup, precision: str, engine:
                   len(payload), notes or [])
 
 
-def _fp32_onnx(model: nn.Module, setup: Setup) -> Tuple[bytes, str]:
-    module, how = _inference_copy(model, torch.device("cpu"), torch.float32)
-    return onnx_bytes(module, setup.example.repeat(2, 1, 1, 1)), how
-
-
 def _onnx(model: nn.Module, setup: Setup) -> Runner:
-    payload, how = _fp32_onnx(model, setup)
-    return _ort_runner("onnx", payload, setup, "fp32", f"(CPU, graph optimizations), {how}")
+    payload = onnx_bytes(onnx_module(model), setup.example.repeat(2, 1, 1, 1))
+    return _ort_runner("onnx", payload, setup, "fp32",
+                       "(CPU, graph optimizations), BN folded by ONNX Runtime")
 
 
 def _int8(model: nn.Module, setup: Setup) -> Runner:
-    quantized = int8_onnx(copy.deepcopy(model).cpu().float(), setup.calibration, INPUT_NAME)
+    quantized = int8_onnx(model, setup.calibration, INPUT_NAME)
     return _ort_runner("int8", quantized, setup, "int8", f"(CPU, {INT8_RECIPE})",
                        [setup.calibration_note])
 

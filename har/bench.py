@@ -479,7 +479,8 @@ def format_table(result: Dict[str, Any]) -> str:
         f"{shape[2]}] -> {result['model']['num_classes']} classes, {result['parameters']:,} "
         f"parameters, {result['macs'] / 1e6:,.1f} M MACs ({result['gflop_per_window']:.3f} "
         "GFLOP) per window",
-        f"{mach['cpu']}, {mach['threads']} thread(s), load {_load_text(mach)}; "
+        f"{mach['cpu']} (class {mach.get('cpu_class', '?')}), {mach['threads']} thread(s), "
+        f"load {_load_text(mach)}; "
         f"{result['settings']['runs']} timed single windows per backend",
         "",
     ]

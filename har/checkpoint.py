@@ -140,5 +140,6 @@ def check_resumable(ckpt: Dict[str, Any], path, name: str, input_shape, classes,
     if model_config is not None and ckpt["model"] != model_config:
         changed = sorted(k for k in set(ckpt["model"]) | set(model_config)
                          if ckpt["model"].get(k) != model_config.get(k))
-        raise HarError(f"--resume {path}: the model's hyper-parameters differ ({', '.join(changed)})"
-                       "; resume with the checkpoint's settings or start a new run")
+        raise HarError(f"--resume {path}: the model's hyper-parameters differ "
+                       f"({', '.join(changed)}); resume with the checkpoint's settings or start a "
+                       "new run")

@@ -80,10 +80,14 @@ def _check_compatible(ckpt: Dict, prepared, path) -> None:
              "window": prepared.window}
     for key, value in expected.items():
         if found[key] != value:
-            shown = (lambda v: f"{len(v)} {key}" if isinstance(v, list) else f"{v} steps")
-            raise HarError(f"--data {prepared.path} has {shown(found[key])} but {path} was "
-                           f"trained on {shown(value)}; pass the prepared folder it was trained "
-                           "on (or one prepared with the same options)")
+            raise HarError(f"--data {prepared.path} has {_shown(found[key], key)} but {path} "
+                           f"was trained on {_shown(value, key)}; pass the prepared folder it "
+                           "was trained on (or one prepared with the same options)")
+
+
+def _shown(value, key: str) -> str:
+    """``12 channels`` for a list, ``171 steps`` for a window length."""
+    return f"{len(value)} {key}" if isinstance(value, list) else f"{value} steps"
 
 
 def score_report(y_true: np.ndarray, y_pred: np.ndarray, subject: np.ndarray,

@@ -1,7 +1,8 @@
 """``har export``: a checkpoint as a self-describing ONNX or TorchScript file, validated.
 
-The exported graph is the checkpoint's model in inference form (BatchNorm folded, see
-:mod:`har.fold`; models without a folded form are exported as they are). It maps windows
+The exported graph is the checkpoint's model in inference form: for TorchScript with BatchNorm
+folded (:mod:`har.fold`; models without a folded form are exported as they are), for ONNX the
+model's own graph, whose BatchNorm ONNX Runtime folds at load (:func:`onnx_module`). It maps windows
 ``[batch, 1, T, C]`` float32 -- normalized as the ``normalization`` metadata says -- to logits
 ``[batch, classes]``. Before anything is written, its outputs on sample windows are compared
 with the checkpoint's PyTorch model; a difference above tolerance is a HarError. The file is
@@ -19,6 +20,7 @@ TorchScript keeps the whole dict as the extra file ``harkit.json``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import warnings
@@ -73,6 +75,14 @@ def quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def onnx_module(model: nn.Module) -> nn.Module:
+    """What is exported to ONNX: the model's own graph in eval mode (a copy, fp32, CPU), not
+    :mod:`har.fold`'s matmul form. ONNX Runtime folds each BatchNorm into its convolution
+    when it loads the file, and its convolutions are faster than the matmul form's
+    (docs/BENCHMARKS.md, issue 14); int8 quantization needs the separate activations too."""
+    return copy.deepcopy(model).cpu().float().eval()
 
 
 def onnx_bytes(module: nn.Module, example: torch.Tensor) -> bytes:
@@ -163,11 +173,10 @@ def _export_fp32(ckpt, fmt, metadata, windows, seed) -> Dict[str, Any]:
     samples = torch.randn(max(int(windows), 2), 1, steps, channels, generator=gen)
     with torch.no_grad():
         reference = model(samples).numpy()
-    module = inference_module(model)
     if fmt == "onnx":
-        payload, outputs = _onnx_payload(module, samples, metadata)
+        payload, outputs = _onnx_payload(onnx_module(model), samples, metadata)
     else:
-        payload, outputs = _torchscript_payload(module, samples, metadata)
+        payload, outputs = _torchscript_payload(inference_module(model), samples, metadata)
     diff = max(float(np.abs(o - r).max()) for o, r in zip(outputs, (reference, reference[:1])))
     tolerance = 1e-3 * max(1.0, float(np.abs(reference).max()))
     if not diff <= tolerance:

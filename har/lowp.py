@@ -6,7 +6,8 @@ issue 14): the model's own convolution graph is exported (not :mod:`har.fold`'s 
 whose stacked conv + shortcut outputs share one activation scale), ONNX Runtime's
 pre-processing folds each BatchNorm into its convolution, and ``quantize_static`` writes QDQ
 int8 with per-output-channel weights and uint8 activations whose ranges are the min/max over
-:data:`~har.bench.CALIBRATION_WINDOWS` training windows.
+:data:`~har.bench.CALIBRATION_WINDOWS` training windows; the first convolution and the
+classifier stay fp32 (together they cost little and changed the most answers).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import contextlib
 import logging
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 CALIBRATION_BATCH = 32
-INT8_RECIPE = "static QDQ int8 of the conv graph, per-channel weights, min/max calibration"
+INT8_RECIPE = ("static QDQ int8 of the conv graph, per-channel weights, min/max calibration, "
+               "first conv and classifier in fp32")
 
 
 def int8_onnx(model: nn.Module, calibration: np.ndarray, input_name: str,
@@ -40,7 +42,7 @@ def int8_onnx(model: nn.Module, calibration: np.ndarray, input_name: str,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from har.export import onnx_bytes
+    from har.export import onnx_bytes, onnx_module
 
     windows = np.ascontiguousarray(calibration[:, None], dtype=np.float32)  # [N, 1, T, C]
 
@@ -55,17 +57,29 @@ def int8_onnx(model: nn.Module, calibration: np.ndarray, input_name: str,
 
     with tempfile.TemporaryDirectory(prefix="harkit-int8-") as tmp, _quiet():
         raw, pre, dst = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
-        raw.write_bytes(onnx_bytes(model.eval(), torch.from_numpy(windows[:2])))
+        raw.write_bytes(onnx_bytes(onnx_module(model), torch.from_numpy(windows[:2])))
         quant_pre_process(str(raw), str(pre))   # BatchNorm folded into Conv, shapes inferred
         quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        nodes_to_exclude=_fp32_nodes(onnx.load(str(pre))))
         quantized = onnx.load(str(dst))
     del quantized.metadata_props[:]   # the quantizer's own notes; ours are JSON values
     for key, value in (metadata or {}).items():
         entry = quantized.metadata_props.add()
         entry.key, entry.value = key, value
     return quantized.SerializeToString()
+
+
+def _fp32_nodes(proto) -> List[str]:
+    """The nodes kept in fp32: the first convolution (it sees every sensor's range at once)
+    and the classifier (Gemm/MatMul after the last convolution: it decides the class)."""
+    nodes = list(proto.graph.node)
+    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
+    if not convs:
+        return []
+    head = [n.name for n in nodes[convs[-1] + 1:] if n.op_type in ("Gemm", "MatMul")]
+    return [nodes[convs[0]].name] + head
 
 
 @contextlib.contextmanager

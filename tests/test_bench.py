@@ -340,3 +340,26 @@ def test_checkpoint_with_shape_options_or_other_data_is_one_line(tiny, run_cli, 
 def test_unknown_model_is_one_line(run_cli):
     code, _, err = run_cli("bench", "--model", "transformer", *FAST)
     _one_line_error(code, err, "'transformer'", "resnet")
+
+
+def _rec_row(name, precision, p50, agreement):
+    return {"backend": name, "precision": precision, "latency_ms": {"p50": p50},
+            "agreement_top1": agreement}
+
+
+def test_recommendation_is_the_fastest_backend_that_keeps_the_answers():
+    from har.bench import recommend
+
+    rows = [_rec_row("eager", "fp32", 8.0, 100.0), _rec_row("bf16", "bf16", 1.7, 99.6),
+            _rec_row("onnx", "fp32", 6.0, 100.0), _rec_row("int8", "int8", 1.5, 96.0)]
+    chosen = recommend(rows)
+    assert chosen["backend"] == "bf16" and chosen["export_format"] == "torchscript-bf16"
+    assert "below the agreement target: int8" in chosen["why"]
+    rows[1]["agreement_top1"] = 99.4          # bf16 now changes too many answers
+    assert recommend(rows)["backend"] == "onnx"
+    assert recommend(rows)["export_format"] == "onnx"
+    # without --data nothing is measured: only fp32 backends qualify
+    unmeasured = [dict(r, agreement_top1=None) for r in rows]
+    chosen = recommend(unmeasured)
+    assert chosen["backend"] == "onnx" and "pass --data" in chosen["why"]
+    assert recommend([]) is None

@@ -66,3 +66,15 @@ def test_asking_for_bf16_on_an_avx2_cpu_is_a_har_error(monkeypatch):
         har.device.amp_dtype(torch.device("cpu"), True)
     assert har.device.amp_dtype(torch.device("cpu"), False) is None
     assert har.device.precision_choice(torch.device("cpu"), False)["amp_option"] is False
+
+
+def test_bf16_backend_is_offered_only_where_bf16_is_native(monkeypatch):
+    from har.backends import available
+
+    _as_cpu(monkeypatch, ZEN3)
+    ok, skipped = available(["eager", "bf16"], torch.device("cpu"), explicit=False)
+    assert ok == ["eager"] and skipped[0]["backend"] == "bf16"
+    assert "no native bfloat16" in skipped[0]["reason"]
+    if torch.backends.mkldnn.is_available():
+        _as_cpu(monkeypatch, ZEN4)
+        assert available(["bf16"], torch.device("cpu"), explicit=False)[0] == ["bf16"]

@@ -299,7 +299,8 @@ def test_ctrl_c_while_saving_or_after_resuming_elsewhere(data, tmp_path, monkeyp
     from har.train import TrainingInterrupted
 
     straight = _fit(data, tmp_path / "straight", epochs=4)
-    real_save, real_latency = har.train.loop.save_checkpoint, har.train.loop.single_sample_latency_ms
+    real_save = har.train.loop.save_checkpoint
+    real_latency = har.train.loop.single_sample_latency_ms
     saves = []
 
     def interrupt_third_save(*args, **kwargs):          # epoch 0, epoch 1, epoch 2 <- here

@@ -144,8 +144,8 @@ class Records:
 def parse_records(data: bytes, first_line: int = 1) -> Records:
     """Every record of the raw text; malformed ones are skipped and counted by cause with the
     first :data:`REPORTED_LINES` line numbers: ``cut_short`` (fewer than 6 fields; a ``,``
-    right before the ``;`` is not a field), ``too_many_fields``, ``empty_value`` (a field empty, or a
-    value NaN), ``not_a_number`` (or a whole number out of the int64 range),
+    right before the ``;`` is not a field), ``too_many_fields``, ``empty_value`` (a field empty,
+    or a value NaN), ``not_a_number`` (or a whole number out of the int64 range),
     ``unknown_activity``. Line numbers count from ``first_line``.
 
     The fast path makes each record a CSV line (``;`` -> newline, a ``,`` before it dropped,

@@ -51,7 +51,8 @@ def _plain(value: Any) -> Any:
 
 
 def model_config(name: str) -> Dict[str, Any]:
-    """Default hyper-parameters of model ``name`` (plain values), e.g. ``{"blocks": [1, 1, 1, 1], ...}``."""
+    """Default hyper-parameters of model ``name`` (plain values), e.g.
+    ``{"blocks": [1, 1, 1, 1], ...}``."""
     params = inspect.signature(_builder(name)).parameters.values()
     return {p.name: _plain(p.default) for p in params if p.kind is p.KEYWORD_ONLY}
 
@@ -64,7 +65,8 @@ def model_description(name: str) -> str:
 
 def create_model(name: str, window_steps: int, channels: int, num_classes: int,
                  **hparams: Any) -> nn.Module:
-    """Build model ``name`` for windows ``[B, 1, window_steps, channels]`` -> logits ``[B, num_classes]``.
+    """Build model ``name`` for windows ``[B, 1, window_steps, channels]`` -> logits
+    ``[B, num_classes]``.
 
     ``hparams`` override :func:`model_config(name) <model_config>`; the result carries
     ``model.config`` (name, window_steps, channels, num_classes and every hyper-parameter), so

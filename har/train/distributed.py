@@ -375,7 +375,8 @@ def _define_global_batchnorm():
                     self.num_batches_tracked += 1
                     factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
                               else self.momentum)
-                    unbiased = var * (n / (n - 1)) if float(n) > 1 else var
+                    # n / (n - 1) without leaving the graph (no .item(): torch.compile)
+                    unbiased = torch.where(n > 1, var * n / (n - 1).clamp_min(1), var)
                     self.running_mean.mul_(1 - factor).add_(mean * factor)
                     self.running_var.mul_(1 - factor).add_(unbiased * factor)
             return out
