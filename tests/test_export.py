@@ -236,3 +236,14 @@ def test_auto_writes_what_the_bench_recommends(tiny, run_cli, tmp_path, monkeypa
     fmt = chosen.split("-> --format ")[1].split()[0]
     assert read_metadata(tmp_path / "m")["precision"] == har.export.PRECISIONS[fmt]
     assert f"wrote {tmp_path / 'm'} ({fmt}" in out
+
+
+@needs_onnx
+def test_auto_without_real_windows_chooses_among_fp32_formats(tiny, run_cli, tmp_path,
+                                                              monkeypatch):
+    _, ckpt, _ = tiny     # a checkpoint that records no training data
+    monkeypatch.setattr(har.export, "AUTO_RUNS", 3)
+    code, out, err = run_cli("export", ckpt, "--format", "auto", "--out", tmp_path / "m")
+    assert code == 0, err
+    assert "pass --data" in out.splitlines()[0]
+    assert read_metadata(tmp_path / "m")["precision"] == "fp32"
