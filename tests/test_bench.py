@@ -238,8 +238,13 @@ def test_cli_prints_a_table_and_writes_the_documented_json(tiny, run_cli, tmp_pa
     assert result["format"] == "harkit.bench" and result["settings"]["runs"] == 4
     assert set(result["stream"]) == {"sample_rate_hz", "stride", "windows_per_s",
                                      "window_interval_ms", "source"}
-    for key in ("cpu", "cpu_flags", "threads", "load_avg_before", "load_avg_after", "torch"):
+    for key in ("cpu", "cpu_class", "cpu_flags", "threads", "load_avg_before",
+                "load_avg_after", "torch"):
         assert key in result["machine"]
+    assert isinstance(result["reference_macro_f1"], float)
+    rec = result["recommended"]
+    assert rec["backend"] in [r["backend"] for r in result["backends"]]
+    assert f"recommended on this machine: {rec['backend']}" in stdout
     for row in result["backends"]:
         assert row["backend"] in backends.backend_names()
         assert set(row["latency_ms"]) == {"p50", "p90", "p99", "mean", "min"}
@@ -249,8 +254,10 @@ def test_cli_prints_a_table_and_writes_the_documented_json(tiny, run_cli, tmp_pa
         for key in ("device", "precision", "engine", "notes", "timed_runs",
                     "single_window_per_s", "gflops", "gflops_best_batch", "headroom",
                     "speedup_vs_eager", "model_mb", "peak_memory_mb", "agreement_top1",
-                    "max_abs_logit_diff", "prepare_s"):
+                    "max_abs_logit_diff", "macro_f1", "macro_f1_change", "prepare_s"):
             assert key in row, key
+        assert row["macro_f1_change"] == pytest.approx(
+            row["macro_f1"] - result["reference_macro_f1"], abs=2e-5)
         assert row["timed_runs"] == 4
     for skip in result["skipped"]:
         assert set(skip) == {"backend", "reason"}
