@@ -726,7 +726,7 @@ def bench(model, checkpoint, data, window, channels, classes, backend, batch_siz
               default="onnx", show_default=True,
               help="onnx / torchscript: fp32; onnx-int8: static int8 calibrated on --data; "
                    "torchscript-bf16: bfloat16 (fast on AMX / AVX-512 BF16 CPUs); auto: the "
-                   "backend 'har bench' recommends on this machine (about a minute of timing).")
+                   "backend 'har bench' recommends on this machine (1-2 minutes of timing).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="File to write [default: beside CHECKPOINT, .onnx, .torchscript.pt, "
                    ".int8.onnx or .bf16.torchscript.pt].")

@@ -256,9 +256,7 @@ def choose_format(checkpoint, data=None, seed: int = 0,
     except HarError:
         data = None   # fp32 backends only
     names = [n for n, f in bench.EXPORT_FORMATS.items() if f and not n.startswith("cuda")]
-    names, _ = available(names, torch.device("cpu"), explicit=False)
-    if not any(n == "onnx" for n in names):
-        names = [n for n in names if not bench.EXPORT_FORMATS[n].startswith("onnx")]
+    names, _ = available(names, torch.device("cpu"), explicit=False)   # no onnx: no int8
     # compile=False: the torchscript formats are frozen TorchScript, so time that
     result = bench.run(checkpoint=checkpoint, data=data, backend=",".join(names),
                        batch_sizes=(1,), runs=AUTO_RUNS, device="cpu", seed=seed,
