@@ -26,7 +26,7 @@ from data_prep.datasets import get_dataset
 from data_prep.datasets.base import ClassSpec, Dataset, Recording, is_number
 from data_prep.read import SignalBuffers, read_source
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
-from data_prep.transform import Preprocessing, cut
+from data_prep.transform import Preprocessing, Windows, WindowSet, cut
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import atomic_dir, write_json
@@ -38,9 +38,10 @@ RATE_TOLERANCE = 0.01
 
 @dataclass
 class _Pieces:
-    """Windows of one subject: per-run arrays and their labels (class names)."""
+    """Windows of one subject: per run, its rows and window starts, and its label (class
+    name). The windows themselves are cut only when written (:class:`WindowSet`)."""
 
-    x: List[np.ndarray] = field(default_factory=list)
+    x: List[Windows] = field(default_factory=list)
     label: List[str] = field(default_factory=list)
     dropped_nan: int = 0
 
@@ -186,7 +187,7 @@ def _windows_of(rec: Recording, prep: Preprocessing, columns, adapter: Dataset, 
                 continue
             out.dropped_nan += w.dropped_nan
             if len(w):
-                out.x.append(w.x)
+                out.x.append(w)
                 out.label.append(names[run.label])
                 if reach:
                     first = (w.first_row - run.start) // prep.downsample
@@ -206,9 +207,9 @@ def _classes_from_data(per_subject: Dict[Any, _Pieces]) -> List[ClassSpec]:
 
 def _split_arrays(per_subject: Dict[Any, _Pieces], subjects: Dict[str, list], classes,
                   config, prep: Preprocessing, stats: _Stats) -> dict:
-    """``{split: (x_parts, y, subject)}``: each split's windows as the list of per-run arrays
-    ``[n_i, T, C]`` (normalized and written piece by piece: no copy of the whole split) and its
-    labels and subjects; HarError with advice when the train split has no window."""
+    """``{split: (x, y, subject)}``: each split's windows as a :class:`WindowSet` (fitted on
+    and written chunk by chunk: the split's windows are never in memory whole), its labels and
+    subjects; HarError with advice when the train split has no window."""
     label_of = {c.name: i for i, c in enumerate(classes)}
     arrays = {}
     channels = len(prep.channels)
@@ -225,9 +226,8 @@ def _split_arrays(per_subject: Dict[Any, _Pieces], subjects: Dict[str, list], cl
                 ys.append(np.full(len(x), label_of[name], np.int64))
                 ss.append(np.full(len(x), subject, dtype=object))
         if not xs:
-            xs = [np.empty((0, prep.window, channels), np.float32)]
             ys, ss = [np.empty(0, np.int64)], [np.empty(0, object)]
-        arrays[split] = (xs, np.concatenate(ys),
+        arrays[split] = (WindowSet(xs, prep.window, channels), np.concatenate(ys),
                          np.concatenate(ss).astype(_subject_dtype(subjects)))
     if not len(arrays["train"][1]):
         rate = prep.step_rate_hz

@@ -44,32 +44,65 @@ def _order(subject):
 
 def fit_normalization(x_train, chunk_rows: int = 1 << 16) -> Tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std, float64 ``[C]``, of the train windows: one array
-    ``[N, T, C]`` or a list of them (the pieces of one split).
+    ``[N, T, C]``, a list of them (the pieces of one split), or a window source with
+    ``weighted_rows()`` (:class:`data_prep.transform.WindowSet`: each stretch's rows and how many
+    windows hold each row, so overlapping windows are summed from their rows, without cutting
+    them).
 
-    Two passes over blocks of ``chunk_rows`` time steps, accumulated in float64: the same
-    figures as ``x.reshape(-1, C).std(0, dtype=float64)`` without its float64 copy of the
-    whole split. A constant channel gets std 1 so that normalizing it cannot divide by zero.
+    Two passes over blocks of ``chunk_rows`` rows, accumulated in float64: the same figures as
+    ``x.reshape(-1, C).std(0, dtype=float64)`` without its float64 copy of the whole split. A
+    constant channel gets std 1 so that normalizing it cannot divide by zero.
     """
-    parts = [x_train] if isinstance(x_train, np.ndarray) else list(x_train)
-    channels = parts[0].shape[-1]
-    blocks = [flat[i:i + chunk_rows]
-              for flat in (p.reshape(-1, channels) for p in parts)
-              for i in range(0, flat.shape[0], chunk_rows)]
-    rows = sum(b.shape[0] for b in blocks)
+    if hasattr(x_train, "weighted_rows"):
+        sources = [(rows, w.astype(np.float64)) for rows, w in x_train.weighted_rows()]
+    else:
+        parts = [x_train] if isinstance(x_train, np.ndarray) else list(x_train)
+        sources = [(p.reshape(-1, p.shape[-1]), None) for p in parts]
+    channels = sources[0][0].shape[-1]
+    blocks = [(rows[i:i + chunk_rows], None if w is None else w[i:i + chunk_rows])
+              for rows, w in sources for i in range(0, rows.shape[0], chunk_rows)]
+    count = sum(b.shape[0] if w is None else w.sum() for b, w in blocks)
+    # Two threads, each summing one half of the blocks (numpy releases the GIL in each call):
+    # one task per thread, not per block, as a split holds thousands of short runs.
+    sizes = np.cumsum([b.shape[0] for b, _ in blocks])
+    half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1 if len(blocks) else 0
+    halves = [blocks[:half], blocks[half:]]
 
-    def squares(b):
-        d = b - mean
-        return np.einsum("ij,ij->j", d, d)
+    def sums(group):
+        total = np.zeros(channels)
+        for b, w in group:
+            total += b.sum(axis=0, dtype=np.float64) if w is None else w @ b
+        return total
 
-    with ThreadPoolExecutor(2) as pool:      # numpy releases the GIL on each block
-        mean = sum(pool.map(lambda b: b.sum(axis=0, dtype=np.float64), blocks),
-                   np.zeros(channels)) / rows
-        std = np.sqrt(sum(pool.map(squares, blocks), np.zeros(channels)) / rows)
+    def squares(group):
+        total = np.zeros(channels)
+        for b, w in group:
+            d = b - mean
+            if w is None:
+                total += np.einsum("ij,ij->j", d, d)
+            else:
+                d *= d
+                total += w @ d
+        return total
+
+    with ThreadPoolExecutor(2) as pool:
+        mean = sum(pool.map(sums, halves)) / count
+        std = np.sqrt(sum(pool.map(squares, halves)) / count)
     std[~(std > 1e-8)] = 1.0
     return mean, std
 
 
 def apply_normalization(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
-    """``x [N, T, C]`` ← ``(x - mean) / std`` in place, float32."""
-    x -= mean.astype(np.float32)
-    x *= (1.0 / std).astype(np.float32)
+    """``x [..., C]`` ← ``(x - mean) * (1 / std)`` in place, in float32.
+
+    A C-contiguous window array is seen as ``[N, T * C]`` against ``T``-times tiled
+    vectors: the same float32 operations on every value, in loops ``T`` times longer than
+    broadcasting ``[C]`` over the last axis (3-4x faster for a few channels)."""
+    shift = mean.astype(np.float32)
+    scale = (1.0 / std).astype(np.float32)
+    if x.ndim == 3 and x.flags.c_contiguous:
+        steps = x.shape[1]
+        x = x.reshape(x.shape[0], -1)
+        shift, scale = np.tile(shift, steps), np.tile(scale, steps)
+    x -= shift
+    x *= scale

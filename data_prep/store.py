@@ -24,25 +24,34 @@ def write_split(folder: Path, split: str, x, y: np.ndarray, subject: np.ndarray,
     """``x_{split}.npy`` float32 [N, T, C], ``y_{split}.npy`` int64 [N],
     ``subject_{split}.npy`` [N] (int64, or unicode text when the subjects are names).
 
-    ``x`` may be a list of ``[n_i, T, C]`` pieces, written one after the other as if
-    concatenated (no copy of the whole split); ``before_write(piece)`` (e.g. normalization in
-    place) runs on each piece just before it is written.
+    ``x`` is an array, a list of ``[n_i, T, C]`` pieces written one after the other as if
+    concatenated, or a window source (an object with ``shape`` ``(N, T, C)`` and ``chunks()``
+    yielding the pieces, e.g. :class:`data_prep.transform.WindowSet`), so that no copy of the
+    whole split is made. ``before_write(piece)`` (e.g. normalization in place) runs on each
+    piece just before it is written.
     """
-    parts = [x] if isinstance(x, np.ndarray) else list(x)
-    shape = (sum(p.shape[0] for p in parts),) + tuple(parts[0].shape[1:])
-    for part in parts:
-        if part.shape[1:] != shape[1:] or part.dtype != np.float32:
-            raise ValueError(f"window pieces {part.dtype} {part.shape[1:]} and float32 "
-                             f"{shape[1:]}")
+    if hasattr(x, "chunks"):
+        shape, parts = tuple(x.shape), x.chunks()
+    else:
+        pieces = [x] if isinstance(x, np.ndarray) else list(x)
+        shape = (sum(p.shape[0] for p in pieces),) + tuple(pieces[0].shape[1:])
+        parts = iter(pieces)
+    written = 0
     with open(folder / f"x_{split}.npy", "wb") as fh:
         np.lib.format.write_array_header_1_0(
             fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
                  "fortran_order": False, "shape": shape})
         for part in parts:
+            if part.shape[1:] != shape[1:] or part.dtype != np.float32:
+                raise ValueError(f"window pieces {part.dtype} {part.shape[1:]} and float32 "
+                                 f"{shape[1:]}")
             part = np.ascontiguousarray(part)
             if before_write is not None:
                 before_write(part)
             fh.write(part.data)
+            written += part.shape[0]
+    if written != shape[0]:
+        raise ValueError(f"{written} windows written for x_{split}.npy, {shape[0]} announced")
     np.save(folder / f"y_{split}.npy", y.astype(np.int64))
     subject = np.asarray(subject)
     np.save(folder / f"subject_{split}.npy",

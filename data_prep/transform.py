@@ -65,35 +65,119 @@ class Preprocessing:
 
 @dataclass
 class Windows:
-    """The windows of one stretch."""
+    """The windows of one stretch, held as the stretch's rows and where each window starts:
+    ``x`` cuts them (one copy, ``[N, T, C]``); :class:`WindowSet` streams them in chunks."""
 
-    x: np.ndarray          # float32 [N, T, C], NaN-free
+    series: np.ndarray     # float32 [steps, C], C-contiguous: the stretch at the step rate
+    starts: np.ndarray     # int64 [N]: step of each kept (NaN-free) window's first step
+    window: int            # T: steps per window
     first_row: np.ndarray  # int64 [N]: recording row of each window's first step
-    steps: int             # length of the stretch after downsampling (steps)
     dropped_nan: int       # windows dropped for holding NaN
 
     def __len__(self) -> int:
-        return int(self.first_row.shape[0])
+        return int(self.starts.shape[0])
+
+    @property
+    def steps(self) -> int:
+        """Length of the stretch after downsampling (steps)."""
+        return int(self.series.shape[0])
+
+    @property
+    def x(self) -> np.ndarray:
+        """float32 ``[N, T, C]``, a new C-contiguous array."""
+        if not self.starts.size:
+            return np.empty((0, self.window, self.series.shape[1]), np.float32)
+        return windows.gather(self.series, self.starts, self.window)
+
+    def coverage(self) -> np.ndarray:
+        """int64 ``[steps]``: how many windows hold each step (its weight in statistics over
+        the windows, which overlap when the stride is below the window)."""
+        n = self.steps + 1
+        edges = np.bincount(self.starts, minlength=n) - np.bincount(self.starts + self.window,
+                                                                      minlength=n)
+        return np.cumsum(edges[:self.steps])
+
+    def cut_into(self, out: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Windows ``lo .. hi-1`` written into ``out[:hi - lo]`` (C-contiguous float32
+        ``[>= hi - lo, T, C]``); returns that slice. Evenly spaced starts (the usual case) are
+        copied from a strided view of the rows, with no temporary."""
+        dest = out[:hi - lo]
+        starts = self.starts[lo:hi]
+        if not starts.size:
+            return dest
+        gap = int(starts[1] - starts[0]) if starts.size > 1 else 1
+        if gap > 0 and int(starts[-1] - starts[0]) == gap * (starts.size - 1):
+            row, col = self.series.strides
+            view = np.lib.stride_tricks.as_strided(self.series[int(starts[0]):],
+                                                   shape=dest.shape,
+                                                   strides=(gap * row, row, col),
+                                                   writeable=False)
+            np.copyto(dest, view)
+        else:
+            dest[...] = windows.gather(self.series, starts, self.window)
+        return dest
 
 
 def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing, columns: Sequence[int],
         stride: Optional[int] = None) -> Windows:
     """Windows of rows ``[start, stop)`` of ``signals [n, C_all]`` (gaps filled; ``columns``:
     positions of ``prep.channels``), every ``stride`` steps (default ``prep.stride``). Step
-    ``k`` is row ``start + k * downsample`` (the filter is centred on it)."""
+    ``k`` is row ``start + k * downsample`` (the filter is centred on it). The result holds
+    its own copy of the stretch's rows, never a view of ``signals``."""
     stride = prep.stride if stride is None else stride
     q = prep.downsample
     filtered = prep.antialias and q > 1
-    series = signals[start:stop:1 if filtered else q][:, columns]
+    series = signals[start:stop:1 if filtered else q][:, columns]    # fancy index: a copy
     if filtered:
         series = resample.fir_decimate(series, q)
+    series = np.ascontiguousarray(series, dtype=np.float32)
     starts = windows.window_starts(series.shape[0], prep.window, stride)
-    if starts.size == 0:
-        return Windows(np.empty((0, prep.window, len(prep.channels)), np.float32),
-                       np.empty(0, np.int64), series.shape[0], 0)
-    ok = windows.complete_starts(series, starts, prep.window)
-    x = windows.gather(series, starts[ok], prep.window)
-    return Windows(x, start + starts[ok] * q, series.shape[0], int(ok.size - x.shape[0]))
+    kept = starts[windows.complete_starts(series, starts, prep.window)]
+    return Windows(series, kept, prep.window, start + kept * q, int(starts.size - kept.size))
+
+
+#: Bytes of windows :class:`WindowSet` cuts at a time: few enough to stay in a core's cache
+#: while they are normalized and written, enough that each write is one large system call
+#: (128 KiB to 4 MiB measured the same).
+CHUNK_BYTES = 1 << 20
+
+
+class WindowSet:
+    """The windows of many stretches as one virtual float32 ``[N, T, C]`` array that is never
+    built whole: :meth:`chunks` cuts them, in order, into one reused buffer (what
+    :func:`data_prep.store.write_split` writes), and :meth:`weighted_rows` gives each stretch's
+    rows with their window counts (what train-only normalization is fitted on). A split's
+    windows overlap (stride < window), so this holds a fraction of their bytes."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, parts: Sequence[Windows], window: int, channels: int):
+        self.parts = [p for p in parts if len(p)]
+        self.shape = (sum(len(p) for p in self.parts), int(window), int(channels))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+        """Consecutive pieces ``[n_i, T, C]`` of the windows; each is a view of one buffer that
+        the next piece overwrites."""
+        per = max(1, chunk_bytes // max(1, self.shape[1] * self.shape[2] * 4))
+        buf = np.empty((max(1, min(per, self.shape[0])),) + self.shape[1:], np.float32)
+        for part in self.parts:
+            for lo in range(0, len(part), per):
+                yield part.cut_into(buf, lo, min(lo + per, len(part)))
+
+    def weighted_rows(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """``(rows [k, C], windows holding each row int64 [k])`` per stretch: its rows that
+        some window holds (so never a NaN, which dropped windows may hold)."""
+        for part in self.parts:
+            first, last = int(part.starts[0]), int(part.starts[-1]) + part.window
+            rows, weight = part.series[first:last], part.coverage()[first:last]
+            if weight.min() > 0:
+                yield rows, weight              # a view: every row between is in a window
+            else:                               # holes: dropped windows, or stride > window
+                held = weight > 0
+                yield rows[held], weight[held]
 
 
 def stretches(timestamp_s: np.ndarray, labels: np.ndarray, by_label: bool, rate_hz: float

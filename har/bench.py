@@ -46,7 +46,7 @@ DEFAULT_WARMUP = 10
 ROUNDS = 5
 ROUND_WARMUP = 2
 THROUGHPUT_MIN_S = 0.5
-CALIBRATION_WINDOWS = 1024   # int8 min/max ranges (docs/BENCHMARKS.md, issue 14)
+CALIBRATION_WINDOWS = 128    # int8 activation ranges (docs/BENCHMARKS.md, issue 14)
 AGREEMENT_MAX_WINDOWS = 4096
 AGREEMENT_TARGET = 99.5   # % top-1 agreement with fp32 eager for a backend to be recommended
 #: The ``har export --format`` that deploys each backend (None: no file format of its own).

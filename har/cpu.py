@@ -93,6 +93,15 @@ def default_amp(cls: Optional[str] = None) -> bool:
     return native_bf16(cls)
 
 
+def int8_saturates(flags: Optional[Iterable[str]] = None) -> bool:
+    """Whether ONNX Runtime's int8 kernels can saturate on this CPU (or ``flags``): x86 without
+    a VNNI dot product (AVX512-VNNI, AVX-VNNI) multiplies uint8 activations by int8 weights in
+    pairs summed into int16 (``vpmaddubsw``), which 8-bit weights can overflow and 7-bit ones
+    (ONNX Runtime's ``reduce_range``) cannot."""
+    have = frozenset(cpu_flags() if flags is None else flags)
+    return "avx2" in have and not have & {"avx512_vnni", "avx_vnni"}
+
+
 def reported_flags(flags: Optional[Iterable[str]] = None) -> list:
     """The :data:`REPORTED_FLAGS` this CPU (or ``flags``) has, in that order."""
     have = frozenset(cpu_flags() if flags is None else flags)

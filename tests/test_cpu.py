@@ -7,7 +7,7 @@ import torch
 
 import har.cpu
 import har.device
-from har.cpu import cpu_class, default_amp, isa_cap, reported_flags
+from har.cpu import cpu_class, default_amp, int8_saturates, isa_cap, reported_flags
 
 SAPPHIRE_RAPIDS = "fpu sse4_2 avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 " \
                   "amx_tile amx_int8"
@@ -78,3 +78,11 @@ def test_bf16_backend_is_offered_only_where_bf16_is_native(monkeypatch):
     if torch.backends.mkldnn.is_available():
         _as_cpu(monkeypatch, ZEN4)
         assert available(["bf16"], torch.device("cpu"), explicit=False)[0] == ["bf16"]
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (SAPPHIRE_RAPIDS, False), (ZEN4, False), (ICE_LAKE, False), (ZEN3, True),
+    ("fpu sse4_2 avx avx2 fma avx_vnni", False), (GRAVITON, False)])
+def test_int8_uses_7_bit_weights_only_where_the_kernels_can_saturate(flags, expected):
+    """AVX2 without VNNI sums u8 x s8 pairs in int16: int8 weights there are 7-bit."""
+    assert int8_saturates(flags.split()) is expected

@@ -191,6 +191,32 @@ def test_int8_export_is_calibrated_checked_and_carries_metadata(tiny, tmp_path, 
 
 
 @needs_onnx
+@pytest.mark.parametrize("seven_bit", [False, True])
+def test_int8_of_a_trained_model_passes_the_agreement_target(tmp_path, monkeypatch, seven_bit):
+    """Issue 14: the int8 recipe keeps >= 99.5 % of a trained model's val answers and its macro
+    F1 within 0.01, so ``har export --format onnx-int8`` writes the file at the default target;
+    with 8-bit weights (VNNI CPUs) and with the 7-bit weights of AVX2 CPUs alike."""
+    import har.cpu
+    from har.train import fit
+    from tests.test_bench import TINY
+
+    monkeypatch.setattr(har.cpu, "int8_saturates", lambda flags=None: seven_bit)
+    prepared = make_prepared(tmp_path)
+    fit(prepared, "resnet", out=tmp_path / "run", hparams=TINY, epochs=15, batch_size=16,
+        lr=1e-2, seed=0, threads=1, device="cpu", log=lambda line: None)
+    ckpt = tmp_path / "run" / "best.pt"
+    x = np.asarray(load_prepared(prepared)["val"].x, dtype=np.float32)[:, None]
+    logits = np.sort(_reference(ckpt, x), axis=1)
+    assert (logits[:, -1] - logits[:, -2]).min() > 0.5      # trained: no near-tie to flip
+    report = export(ckpt, "onnx-int8", tmp_path / "m.int8.onnx", data=prepared)
+    agreement = report["agreement"]
+    assert agreement["agreement_top1"] >= 99.5
+    assert abs(agreement["macro_f1_change"]) <= 0.01
+    assert "7-bit on CPUs without VNNI" in agreement["how"]
+    assert (tmp_path / "m.int8.onnx").is_file()
+
+
+@needs_onnx
 def test_reduced_precision_below_the_agreement_target_writes_nothing(tiny, run_cli, tmp_path,
                                                                      monkeypatch):
     import har.bench

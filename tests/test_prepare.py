@@ -375,3 +375,34 @@ def test_split_written_and_normalized_piece_by_piece(tmp_path):
     assert std[2] == 1.0                                  # constant channel: no division by 0
     store.write_split(tmp_path, "train", parts, np.arange(14), np.full(14, 101))
     np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)
+
+
+def test_window_set_streams_the_windows_that_cut_gives(tmp_path):
+    """prepare never builds a split's windows whole: it fits normalization on the rows weighted
+    by how many windows hold them and cuts the windows chunk by chunk into the file. Both must
+    equal the materialized windows: same statistics, same bytes, also across dropped (NaN)
+    windows, uneven starts, chunk edges and a stride above the window."""
+    from data_prep import store
+    from data_prep.splits import fit_normalization
+    from data_prep.transform import Preprocessing, WindowSet, cut
+
+    rng = np.random.default_rng(3)
+    signals = (rng.standard_normal((400, 4)) * [1, 5, 0.1, 2] + [0, 3, -1, 7]).astype(np.float32)
+    signals[57, 1] = np.nan                      # drops the windows over row 57
+    signals[300:303, 0] = np.nan
+    for q, window, stride in [(1, 20, 10), (2, 16, 5), (1, 12, 15), (3, 8, 8)]:
+        prep = Preprocessing(("a", "b", "c"), 50.0, q, False, window, stride)
+        cuts = [cut(signals, a, b, prep, [3, 1, 0]) for a, b in ((0, 170), (170, 171), (171, 400))]
+        assert sum(w.dropped_nan for w in cuts) > 0
+        whole = np.concatenate([w.x for w in cuts])
+        ws = WindowSet(cuts, window, 3)
+        assert ws.shape == whole.shape
+        for chunk_bytes in (1, window * 3 * 4 * 3, 1 << 20):
+            np.testing.assert_array_equal(
+                np.concatenate([c.copy() for c in ws.chunks(chunk_bytes)]), whole)
+        mean, std = fit_normalization(ws, chunk_rows=7)
+        flat = whole.reshape(-1, 3).astype(np.float64)
+        np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(std, flat.std(0), rtol=1e-12)
+        store.write_split(tmp_path, "train", ws, np.zeros(len(ws)), np.full(len(ws), 101))
+        np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)

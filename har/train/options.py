@@ -48,7 +48,7 @@ class TrainOptions:
     device: str = _opt("auto: CUDA when available.", choices=DEVICES)
     amp: Optional[bool] = _opt("Mixed precision: bf16 (or fp16 + scaler) autocast on CUDA, bf16 "
                                "autocast on a CPU with AMX/AVX-512 BF16; auto: on for CUDA and "
-                               "AMX CPUs.")
+                               "CPUs with native bf16 (AMX, AVX-512 BF16), off elsewhere.")
     class_weights: bool = _opt("Weight the loss by inverse train-class frequency.")
     early_stop: int = _opt("Stop after N epochs without a better val macro F1; 0 = never.",
                            minimum=0)
