@@ -8,13 +8,16 @@ the p50 of one window (ms, 100 calls after 10, 2 threads). The graphs:
 * ``matmul``: :mod:`har.fold`'s inference form, each block's conv and shortcut as one matmul
   (what the ``int8`` backend quantized before issue 14).
 
-Recipes (``--recipes``, comma-separated ``GRAPH:CALIBRATION:WINDOWS[:OPTION]``), e.g.
-``conv:minmax:1024``, ``matmul:minmax:128``, ``conv:minmax:1024:s8`` (int8 symmetric
-activations), ``conv:minmax:1024:ends`` (first conv and classifier kept in fp32),
-``conv:minmax:1024:convs`` (only Conv and Gemm quantized, not Add), ``conv:percentile:512``,
-``conv:entropy:512``. Calibration windows are drawn from the train split (seed 0);
-``conv:minmax:1024:val`` draws them from the val windows it is scored on: a diagnostic of how
-much the train/val range mismatch costs, not a recipe (it leaks).
+Recipes (``--recipes``, comma-separated ``GRAPH:CALIBRATION:WINDOWS[:OPTIONS]``, OPTIONS joined
+by ``+``), e.g. ``conv:minmax:1024``, ``matmul:minmax:128``, ``conv:percentile:128:stage+p99.9``
+(harkit's recipe, ``har/lowp.py``). Options: ``ends`` (first conv and classifier kept in fp32),
+``stage`` (the first stage, as ``har.lowp`` finds it, and the classifier in fp32), ``lastN``
+(also the last N convolutions in fp32), ``pX`` (percentile X, default 99.999), ``rr`` (7-bit
+weights, ONNX Runtime's ``reduce_range``), ``seedN`` (calibration draw), ``s8`` (int8 symmetric
+activations), ``convs`` (only Conv and Gemm quantized, not Add), ``val`` (calibration windows
+drawn from the val windows scored on: a diagnostic of the train/val range mismatch, not a
+recipe, since it leaks). Calibration windows are drawn from the train split (seed 0 unless
+``seedN``).
 
     python benchmarks/int8_recipes.py --checkpoint bench/run/best.pt --data bench/prep
 """
@@ -40,7 +43,7 @@ from har.metrics import classification_scores  # noqa: E402
 DEFAULT = "matmul:minmax:128,matmul:minmax:1024,conv:minmax:128,conv:minmax:1024"
 
 
-def quantize(payload: bytes, graph: str, method: str, windows: np.ndarray, option: str) -> bytes:
+def quantize(payload: bytes, graph: str, method: str, windows: np.ndarray, options) -> bytes:
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -51,7 +54,9 @@ def quantize(payload: bytes, graph: str, method: str, windows: np.ndarray, optio
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    batches = [windows[i:i + 32] for i in range(0, len(windows), 32)]
+    from har.lowp import _fp32_nodes
+
+    batches = [windows[i:i + 32] for i in range(0, len(windows) // 32 * 32 or len(windows), 32)]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -67,17 +72,27 @@ def quantize(payload: bytes, graph: str, method: str, windows: np.ndarray, optio
         if graph == "conv":
             quant_pre_process(str(src), str(pre))
             src = pre
-        nodes = list(onnx.load(str(src)).graph.node)
+        proto = onnx.load(str(src))
+        nodes = list(proto.graph.node)
+        convs = [n.name for n in nodes if n.op_type in ("Conv", "MatMul")]
         exclude = []
-        if option == "ends":
-            exclude = [next(n.name for n in nodes if n.op_type in ("Conv", "MatMul"))]
-            exclude += [n.name for n in nodes if n.op_type == "Gemm"]
+        if "ends" in options:
+            exclude = convs[:1] + [n.name for n in nodes if n.op_type == "Gemm"]
+        if "stage" in options:
+            exclude = _fp32_nodes(proto)
+        last = [int(o[4:]) for o in options if o.startswith("last")]
+        if last:
+            exclude += convs[-last[0]:]
+        extra = {"ActivationSymmetric": True} if "s8" in options else {}
+        percentile = [float(o[1:]) for o in options if o.startswith("p")]
+        if method == "percentile" and percentile:
+            extra["CalibPercentile"] = percentile[0]
         quantize_static(
             str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8 if option == "s8" else QuantType.QUInt8,
-            weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
-            op_types_to_quantize=["Conv", "Gemm", "MatMul"] if option == "convs" else None,
-            extra_options={"ActivationSymmetric": True} if option == "s8" else {},
+            activation_type=QuantType.QInt8 if "s8" in options else QuantType.QUInt8,
+            weight_type=QuantType.QInt8, nodes_to_exclude=exclude, reduce_range="rr" in options,
+            op_types_to_quantize=["Conv", "Gemm", "MatMul"] if "convs" in options else None,
+            extra_options=extra,
             calibrate_method={"minmax": CalibrationMethod.MinMax,
                               "percentile": CalibrationMethod.Percentile,
                               "entropy": CalibrationMethod.Entropy}[method])
@@ -133,12 +148,14 @@ def main() -> None:
         print(f"{graph + ':fp32':<28} {agree:8.2f} {f1:9.4f} {f1 - fp32_f1:+8.4f} {ms:7.2f}")
     for recipe in args.recipes.split(","):
         graph, method, count, *option = recipe.split(":")
-        source = x[:, 0] if option == ["val"] else train
-        rng = np.random.default_rng(0)
+        options = option[0].split("+") if option else []
+        source = x[:, 0] if "val" in options else train
+        seeds = [int(o[4:]) for o in options if o.startswith("seed")]
+        rng = np.random.default_rng(seeds[0] if seeds else 0)
         pick = np.sort(rng.choice(len(source), min(int(count), len(source)), replace=False))
         windows = np.asarray(source[pick], dtype=np.float32)[:, None]
         start = time.perf_counter()
-        payload = quantize(graphs[graph], graph, method, windows, option[0] if option else "")
+        payload = quantize(graphs[graph], graph, method, windows, options)
         took = time.perf_counter() - start
         agree, f1, ms = evaluate(payload, x, y, reference)
         print(f"{recipe:<28} {agree:8.2f} {f1:9.4f} {f1 - fp32_f1:+8.4f} {ms:7.2f} {took:8.1f}",

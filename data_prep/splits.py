@@ -97,12 +97,12 @@ def apply_normalization(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> Non
 
     A C-contiguous window array is seen as ``[N, T * C]`` against ``T``-times tiled
     vectors: the same float32 operations on every value, in loops ``T`` times longer than
-    broadcasting ``[C]`` over the last axis (3-4x faster for a few channels)."""
+    broadcasting ``[C]`` over the last axis (about 2x faster for a few channels)."""
     shift = mean.astype(np.float32)
     scale = (1.0 / std).astype(np.float32)
     if x.ndim == 3 and x.flags.c_contiguous:
         steps = x.shape[1]
-        x = x.reshape(x.shape[0], -1)
+        x = x.reshape(x.shape[0], steps * x.shape[2])
         shift, scale = np.tile(shift, steps), np.tile(scale, steps)
     x -= shift
     x *= scale
