@@ -724,7 +724,9 @@ def bench(model, checkpoint, data, window, channels, classes, backend, batch_siz
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "onnx-int8",
                                                     "torchscript-bf16", "auto"]),
               default="onnx", show_default=True,
-              help="onnx / torchscript: fp32; onnx-int8: static int8 calibrated on --data; "
+              help="onnx / torchscript: fp32; onnx-int8: static int8 calibrated on --data "
+                   "(8-bit weights on a CPU with VNNI, 7-bit without, as that CPU's kernels "
+                   "need: export on the CPU class you deploy to); "
                    "torchscript-bf16: bfloat16 (fast on AMX / AVX-512 BF16 CPUs); auto: the "
                    "backend 'har bench' recommends on this machine (1-2 minutes of timing).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,

@@ -26,7 +26,7 @@ from data_prep.datasets import get_dataset
 from data_prep.datasets.base import ClassSpec, Dataset, Recording, is_number
 from data_prep.read import SignalBuffers, read_source
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
-from data_prep.transform import Preprocessing, Windows, WindowSet, cut
+from data_prep.transform import Preprocessing, StreamedWindows, Windows, cut
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import atomic_dir, write_json
@@ -39,7 +39,7 @@ RATE_TOLERANCE = 0.01
 @dataclass
 class _Pieces:
     """Windows of one subject: per run, its rows and window starts, and its label (class
-    name). The windows themselves are cut only when written (:class:`WindowSet`)."""
+    name). The windows themselves are cut only when written (:class:`StreamedWindows`)."""
 
     x: List[Windows] = field(default_factory=list)
     label: List[str] = field(default_factory=list)
@@ -207,7 +207,7 @@ def _classes_from_data(per_subject: Dict[Any, _Pieces]) -> List[ClassSpec]:
 
 def _split_arrays(per_subject: Dict[Any, _Pieces], subjects: Dict[str, list], classes,
                   config, prep: Preprocessing, stats: _Stats) -> dict:
-    """``{split: (x, y, subject)}``: each split's windows as a :class:`WindowSet` (fitted on
+    """``{split: (x, y, subject)}``: each split's windows as a :class:`StreamedWindows` (fitted on
     and written chunk by chunk: the split's windows are never in memory whole), its labels and
     subjects; HarError with advice when the train split has no window."""
     label_of = {c.name: i for i, c in enumerate(classes)}
@@ -227,7 +227,7 @@ def _split_arrays(per_subject: Dict[Any, _Pieces], subjects: Dict[str, list], cl
                 ss.append(np.full(len(x), subject, dtype=object))
         if not xs:
             ys, ss = [np.empty(0, np.int64)], [np.empty(0, object)]
-        arrays[split] = (WindowSet(xs, prep.window, channels), np.concatenate(ys),
+        arrays[split] = (StreamedWindows(xs, prep.window, channels), np.concatenate(ys),
                          np.concatenate(ss).astype(_subject_dtype(subjects)))
     if not len(arrays["train"][1]):
         rate = prep.step_rate_hz

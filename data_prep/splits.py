@@ -45,9 +45,9 @@ def _order(subject):
 def fit_normalization(x_train, chunk_rows: int = 1 << 16) -> Tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std, float64 ``[C]``, of the train windows: one array
     ``[N, T, C]``, a list of them (the pieces of one split), or a window source with
-    ``weighted_rows()`` (:class:`data_prep.transform.WindowSet`: each stretch's rows and how many
-    windows hold each row, so overlapping windows are summed from their rows, without cutting
-    them).
+    ``weighted_rows()`` (:class:`data_prep.transform.StreamedWindows`: each stretch's rows and
+    how many windows hold each row, so overlapping windows are summed from their rows, without
+    cutting them).
 
     Two passes over blocks of ``chunk_rows`` rows, accumulated in float64: the same figures as
     ``x.reshape(-1, C).std(0, dtype=float64)`` without its float64 copy of the whole split. A

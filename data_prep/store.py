@@ -26,11 +26,11 @@ def write_split(folder: Path, split: str, x, y: np.ndarray, subject: np.ndarray,
 
     ``x`` is an array, a list of ``[n_i, T, C]`` pieces written one after the other as if
     concatenated, or a window source (an object with ``shape`` ``(N, T, C)`` and ``chunks()``
-    yielding the pieces, e.g. :class:`data_prep.transform.WindowSet`), so that no copy of the
+    yielding the pieces, e.g. :class:`data_prep.transform.StreamedWindows`), so that no copy of the
     whole split is made. ``before_write(piece)`` (e.g. normalization in place) runs on each
     piece just before it is written.
     """
-    if hasattr(x, "chunks"):
+    if callable(getattr(x, "chunks", None)):
         shape, parts = tuple(x.shape), x.chunks()
     else:
         pieces = [x] if isinstance(x, np.ndarray) else list(x)

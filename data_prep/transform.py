@@ -66,7 +66,7 @@ class Preprocessing:
 @dataclass
 class Windows:
     """The windows of one stretch, held as the stretch's rows and where each window starts:
-    ``x`` cuts them (one copy, ``[N, T, C]``); :class:`WindowSet` streams them in chunks."""
+    ``x`` cuts them (one copy, ``[N, T, C]``); :class:`StreamedWindows` streams them in chunks."""
 
     series: np.ndarray     # float32 [steps, C], C-contiguous: the stretch at the step rate
     starts: np.ndarray     # int64 [N]: step of each kept (NaN-free) window's first step
@@ -106,7 +106,7 @@ class Windows:
         if not starts.size:
             return dest
         gap = int(starts[1] - starts[0]) if starts.size > 1 else 1
-        if gap > 0 and int(starts[-1] - starts[0]) == gap * (starts.size - 1):
+        if gap > 0 and (starts.size < 3 or bool((np.diff(starts) == gap).all())):
             row, col = self.series.strides
             view = np.lib.stride_tricks.as_strided(self.series[int(starts[0]):],
                                                    shape=dest.shape,
@@ -136,13 +136,13 @@ def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing, columns
     return Windows(series, kept, prep.window, start + kept * q, int(starts.size - kept.size))
 
 
-#: Bytes of windows :class:`WindowSet` cuts at a time: few enough to stay in a core's cache
+#: Bytes of windows :class:`StreamedWindows` cuts at a time: few enough to stay in a core's cache
 #: while they are normalized and written, enough that each write is one large system call
 #: (128 KiB to 4 MiB measured the same).
 CHUNK_BYTES = 1 << 20
 
 
-class WindowSet:
+class StreamedWindows:
     """The windows of many stretches as one virtual float32 ``[N, T, C]`` array that is never
     built whole: :meth:`chunks` cuts them, in order, into one reused buffer (what
     :func:`data_prep.store.write_split` writes), and :meth:`weighted_rows` gives each stretch's

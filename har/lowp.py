@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from harkit.errors import HarError
+
 CALIBRATION_BATCH = 32
 #: Percentile of each activation tensor's values that sets its int8 range (and its mirror).
 CALIBRATION_PERCENTILE = 99.9
@@ -55,10 +57,14 @@ def int8_onnx(model: nn.Module, calibration: np.ndarray, input_name: str,
     from har.cpu import int8_saturates
     from har.export import onnx_bytes, onnx_module
 
-    # Batches of one size (the percentile calibrator stacks them): a whole number of batches.
-    batch = max(1, min(CALIBRATION_BATCH, len(calibration)))
-    used = calibration[:len(calibration) // batch * batch]
-    windows = np.ascontiguousarray(used[:, None], dtype=np.float32)  # [N, 1, T, C]
+    if not len(calibration):
+        raise HarError("int8 calibration needs at least one window; pass --data with a train "
+                       "split")
+    # Batches of one size (the percentile calibrator stacks them), every window used: the
+    # largest batch of at most CALIBRATION_BATCH windows that divides N.
+    batch = max(b for b in range(1, min(CALIBRATION_BATCH, len(calibration)) + 1)
+                if len(calibration) % b == 0)
+    windows = np.ascontiguousarray(calibration[:, None], dtype=np.float32)  # [N, 1, T, C]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

@@ -384,7 +384,7 @@ def test_window_set_streams_the_windows_that_cut_gives(tmp_path):
     windows, uneven starts, chunk edges and a stride above the window."""
     from data_prep import store
     from data_prep.splits import fit_normalization
-    from data_prep.transform import Preprocessing, WindowSet, cut
+    from data_prep.transform import Preprocessing, StreamedWindows, cut
 
     rng = np.random.default_rng(3)
     signals = (rng.standard_normal((400, 4)) * [1, 5, 0.1, 2] + [0, 3, -1, 7]).astype(np.float32)
@@ -395,7 +395,7 @@ def test_window_set_streams_the_windows_that_cut_gives(tmp_path):
         cuts = [cut(signals, a, b, prep, [3, 1, 0]) for a, b in ((0, 170), (170, 171), (171, 400))]
         assert sum(w.dropped_nan for w in cuts) > 0
         whole = np.concatenate([w.x for w in cuts])
-        ws = WindowSet(cuts, window, 3)
+        ws = StreamedWindows(cuts, window, 3)
         assert ws.shape == whole.shape
         for chunk_bytes in (1, window * 3 * 4 * 3, 1 << 20):
             np.testing.assert_array_equal(
@@ -406,3 +406,10 @@ def test_window_set_streams_the_windows_that_cut_gives(tmp_path):
         np.testing.assert_allclose(std, flat.std(0), rtol=1e-12)
         store.write_split(tmp_path, "train", ws, np.zeros(len(ws)), np.full(len(ws), 101))
         np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)
+    # Kept starts 0, 5, 6, 15: the first step and the span agree with an even spacing of 5,
+    # but the windows are not evenly spaced.
+    rows = np.arange(19 * 2, dtype=np.float32).reshape(19, 2)
+    rows[[4, 10, 14], 0] = np.nan
+    w = cut(rows, 0, 19, Preprocessing(("a", "b"), 50.0, 1, False, 4, 1), [0, 1])
+    assert w.starts.tolist() == [0, 5, 6, 15]
+    np.testing.assert_array_equal(next(StreamedWindows([w], 4, 2).chunks()), w.x)
