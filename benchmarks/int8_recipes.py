@@ -54,7 +54,7 @@ def quantize(payload: bytes, graph: str, method: str, windows: np.ndarray, optio
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from har.lowp import _fp32_nodes
+    from har.lowp import fp32_nodes
 
     batches = [windows[i:i + 32] for i in range(0, len(windows) // 32 * 32 or len(windows), 32)]
 
@@ -79,7 +79,7 @@ def quantize(payload: bytes, graph: str, method: str, windows: np.ndarray, optio
         if "ends" in options:
             exclude = convs[:1] + [n.name for n in nodes if n.op_type == "Gemm"]
         if "stage" in options:
-            exclude = _fp32_nodes(proto)
+            exclude = fp32_nodes(proto)
         last = [int(o[4:]) for o in options if o.startswith("last")]
         if last:
             exclude += convs[-last[0]:]

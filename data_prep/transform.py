@@ -149,8 +149,6 @@ class StreamedWindows:
     rows with their window counts (what train-only normalization is fitted on). A split's
     windows overlap (stride < window), so this holds a fraction of their bytes."""
 
-    dtype = np.dtype(np.float32)
-
     def __init__(self, parts: Sequence[Windows], window: int, channels: int):
         self.parts = [p for p in parts if len(p)]
         self.shape = (sum(len(p) for p in self.parts), int(window), int(channels))

@@ -84,7 +84,7 @@ def int8_onnx(model: nn.Module, calibration: np.ndarray, input_name: str,
                         reduce_range=int8_saturates() if reduce_range is None else reduce_range,
                         calibrate_method=CalibrationMethod.Percentile,
                         extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
-                        nodes_to_exclude=_fp32_nodes(onnx.load(str(pre))))
+                        nodes_to_exclude=fp32_nodes(onnx.load(str(pre))))
         quantized = onnx.load(str(dst))
     del quantized.metadata_props[:]   # the quantizer's own notes; ours are JSON values
     for key, value in (metadata or {}).items():
@@ -93,7 +93,7 @@ def int8_onnx(model: nn.Module, calibration: np.ndarray, input_name: str,
     return quantized.SerializeToString()
 
 
-def _fp32_nodes(proto) -> List[str]:
+def fp32_nodes(proto) -> List[str]:
     """The nodes kept in fp32: the first stage, i.e. every convolution whose output has the
     first convolution's time length (the first one alone when shapes are unknown), and the
     classifier (Gemm/MatMul after the last convolution: it decides the class)."""
