@@ -48,6 +48,7 @@ class ParseCache:
         self.suffix = f"-{options_key}" if options_key else ""
         self._index = {}
         self._dirty = False
+        self._held: Optional[bool] = None
         if self.root is not None:
             try:
                 self._index = json.loads((self.root / "index.json").read_text())
@@ -64,6 +65,17 @@ class ParseCache:
         sha = self._index.get(index_key)
         entry = self._entry(sha) if sha else None
         return sha if entry is not None and (entry / "recordings.json").is_file() else None
+
+    def holds_entries(self) -> bool:
+        """Whether any file was cached before this run (a file not in the index may still
+        be, under its content hash); looked at once."""
+        if self._held is None:
+            try:
+                self._held = self.root is not None and any(
+                    p.is_dir() and not p.name.startswith(".") for p in self.root.iterdir())
+            except OSError:
+                self._held = False
+        return self._held
 
     def load(self, sha: str) -> Optional[List[Recording]]:
         entry = self._entry(sha)

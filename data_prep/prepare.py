@@ -26,7 +26,7 @@ from data_prep.datasets import get_dataset
 from data_prep.datasets.base import ClassSpec, Dataset, Recording, is_number
 from data_prep.read import SignalBuffers, read_source
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
-from data_prep.transform import Preprocessing, StreamedWindows, Windows, cut
+from data_prep.transform import Preprocessing, StreamedWindows, Windows, cut_runs
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import atomic_dir, write_json
@@ -162,8 +162,10 @@ def _windows_of(rec: Recording, prep: Preprocessing, columns, adapter: Dataset, 
     timestamp gap), so they never cross either; windows still holding NaN (dropouts at a
     segment's edge, which gap filling does not extrapolate) are dropped and counted."""
     names = rec.label_names
-    counts = np.bincount(rec.labels + 1, minlength=len(names) + 1)   # [no label, code 0, ...]
-    stats.rows_without_label += int(counts[0])
+    starts, stops = windows.run_bounds(rec.labels, rec.timestamp_s, rec.rate_hz)
+    codes = rec.labels[starts]
+    counts = np.bincount(codes + 1, weights=stops - starts, minlength=len(names) + 1)
+    stats.rows_without_label += int(counts[0])                 # [no label, code 0, ...]
     keep = []
     for code, name in enumerate(names):
         n = int(counts[code + 1])
@@ -176,23 +178,27 @@ def _windows_of(rec: Recording, prep: Preprocessing, columns, adapter: Dataset, 
             stats.other_labels[name] += n
         else:
             keep.append(code)
+    kept = np.zeros(len(names) + 1, bool)            # by code + 1 (-1: no label)
+    kept[np.asarray(keep, np.int64) + 1] = True
+    chosen = kept[codes + 1]
+    starts, stops, codes = starts[chosen], stops[chosen], codes[chosen]
     reach = resample.REACH_STEPS if prep.reach_rows else 0
-    for seg in windows.segments(rec.timestamp_s, rec.rate_hz):
-        for run in windows.runs(rec.labels, seg, keep):
-            w = cut(rec.signals, run.start, run.stop, prep, columns)
-            stats.longest_run_steps = max(stats.longest_run_steps, w.steps)
-            if w.steps < prep.window:
-                stats.short_runs += 1
-                stats.short_run_rows += run.rows
-                continue
-            out.dropped_nan += w.dropped_nan
-            if len(w):
-                out.x.append(w)
-                out.label.append(names[run.label])
-                if reach:
-                    first = (w.first_row - run.start) // prep.downsample
-                    stats.windows_at_run_edges += int(np.count_nonzero(
-                        (first < reach) | (first + prep.window + reach > w.steps)))
+    cuts = cut_runs(rec.signals, starts, stops, prep, columns)
+    for w, start, rows, code in zip(cuts, starts.tolist(), (stops - starts).tolist(),
+                                    codes.tolist()):
+        stats.longest_run_steps = max(stats.longest_run_steps, w.steps)
+        if w.steps < prep.window:
+            stats.short_runs += 1
+            stats.short_run_rows += rows
+            continue
+        out.dropped_nan += w.dropped_nan
+        if len(w):
+            out.x.append(w)
+            out.label.append(names[code])
+            if reach:
+                first = (w.first_row - start) // prep.downsample
+                stats.windows_at_run_edges += int(np.count_nonzero(
+                    (first < reach) | (first + prep.window + reach > w.steps)))
 
 
 def _classes_from_data(per_subject: Dict[Any, _Pieces]) -> List[ClassSpec]:

@@ -68,16 +68,25 @@ def fit_normalization(x_train, chunk_rows: int = 1 << 16) -> Tuple[np.ndarray, n
     half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1 if len(blocks) else 0
     halves = [blocks[:half], blocks[half:]]
 
+    # Each thread works in one float64 scratch block, reused: a fresh temporary per block
+    # costs page faults that take longer than the arithmetic.
     def sums(group):
         total = np.zeros(channels)
+        scratch = np.empty((chunk_rows, channels))
         for b, w in group:
-            total += b.sum(axis=0, dtype=np.float64) if w is None else w @ b
+            if w is None:
+                total += b.sum(axis=0, dtype=np.float64)
+            else:
+                d = scratch[:b.shape[0]]
+                np.copyto(d, b)
+                total += w @ d
         return total
 
     def squares(group):
         total = np.zeros(channels)
+        scratch = np.empty((chunk_rows, channels))
         for b, w in group:
-            d = b - mean
+            d = np.subtract(b, mean, out=scratch[:b.shape[0]])
             if w is None:
                 total += np.einsum("ij,ij->j", d, d)
             else:

@@ -68,11 +68,17 @@ class Windows:
     """The windows of one stretch, held as the stretch's rows and where each window starts:
     ``x`` cuts them (one copy, ``[N, T, C]``); :class:`StreamedWindows` streams them in chunks."""
 
-    series: np.ndarray     # float32 [steps, C], C-contiguous: the stretch at the step rate
+    series: np.ndarray     # float32 [steps, C]: the stretch at the step rate (rows may be strided)
     starts: np.ndarray     # int64 [N]: step of each kept (NaN-free) window's first step
     window: int            # T: steps per window
     first_row: np.ndarray  # int64 [N]: recording row of each window's first step
     dropped_nan: int       # windows dropped for holding NaN
+    #: Steps between consecutive starts when they are evenly spaced (0: not known to be).
+    spacing: int = 0
+    #: The NaN-free rows ``series`` is a view of, shared by the stretches of one recording
+    #: (None: ``series`` is its own copy), and the row of ``origin`` that is ``series[0]``.
+    origin: Optional[np.ndarray] = None
+    offset: int = 0
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
@@ -92,10 +98,7 @@ class Windows:
     def coverage(self) -> np.ndarray:
         """int64 ``[steps]``: how many windows hold each step (its weight in statistics over
         the windows, which overlap when the stride is below the window)."""
-        n = self.steps + 1
-        edges = np.bincount(self.starts, minlength=n) - np.bincount(self.starts + self.window,
-                                                                      minlength=n)
-        return np.cumsum(edges[:self.steps])
+        return windows.coverage(self.starts, self.window, self.steps)
 
     def cut_into(self, out: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Windows ``lo .. hi-1`` written into ``out[:hi - lo]`` (C-contiguous float32
@@ -105,8 +108,9 @@ class Windows:
         starts = self.starts[lo:hi]
         if not starts.size:
             return dest
-        gap = int(starts[1] - starts[0]) if starts.size > 1 else 1
-        if gap > 0 and (starts.size < 3 or bool((np.diff(starts) == gap).all())):
+        gap = self.spacing or (int(starts[1] - starts[0]) if starts.size > 1 else 1)
+        if gap > 0 and (self.spacing or starts.size < 3
+                        or bool((np.diff(starts) == gap).all())):
             row, col = self.series.strides
             view = np.lib.stride_tricks.as_strided(self.series[int(starts[0]):],
                                                    shape=dest.shape,
@@ -133,7 +137,45 @@ def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing, columns
     series = np.ascontiguousarray(series, dtype=np.float32)
     starts = windows.window_starts(series.shape[0], prep.window, stride)
     kept = starts[windows.complete_starts(series, starts, prep.window)]
-    return Windows(series, kept, prep.window, start + kept * q, int(starts.size - kept.size))
+    dropped = int(starts.size - kept.size)
+    return Windows(series, kept, prep.window, start + kept * q, dropped,
+                   spacing=stride if dropped == 0 else 0)
+
+
+def cut_runs(signals: np.ndarray, starts: np.ndarray, stops: np.ndarray, prep: Preprocessing,
+             columns: Sequence[int]) -> List[Windows]:
+    """:func:`cut` for many stretches of one recording (rows ``[starts[i], stops[i])``, in
+    order, not overlapping): the same windows, each stretch's in one :class:`Windows`.
+
+    Without downsampling the recording's chosen channels are copied once, row-major, and every
+    stretch is a view of that copy, its window starts computed for all stretches at once; a
+    recording of thousands of short activity bouts then costs a few array operations, not a
+    copy and a NaN scan per bout. With downsampling each stretch gets its own (smaller) copy."""
+    if prep.downsample > 1 or not len(starts):
+        return [cut(signals, int(a), int(b), prep, columns) for a, b in zip(starts, stops)]
+    lo, hi = int(starts[0]), int(stops[-1])
+    rows = np.empty((hi - lo, len(columns)), np.float32)
+    nan_free = True
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j, c in enumerate(columns):                  # column by column: no temporary
+            rows[:, j] = signals[lo:hi, c]
+            # A NaN makes the sum NaN (inf - inf too: then the exact check runs needlessly).
+            nan_free = nan_free and not np.isnan(signals[lo:hi, c].sum())
+    window, stride = prep.window, prep.stride
+    counts = np.maximum((stops - starts - window) // stride + 1, 0)
+    every = np.arange(int(counts.max()) * stride, step=stride, dtype=np.int64)
+    out = []
+    for a, b, n in zip(starts.tolist(), stops.tolist(), counts.tolist()):
+        series = rows[a - lo:b - lo]
+        if nan_free:
+            kept, dropped = every[:n], 0
+        else:
+            kept = every[:n][windows.complete_starts(series, every[:n], window)]
+            dropped = n - kept.size
+        out.append(Windows(series, kept, window, a + kept, dropped,
+                           spacing=stride if dropped == 0 else 0,
+                           origin=rows if nan_free else None, offset=a - lo))
+    return out
 
 
 #: Bytes of windows :class:`StreamedWindows` cuts at a time: few enough to stay in a core's cache
@@ -144,38 +186,75 @@ CHUNK_BYTES = 1 << 20
 
 class StreamedWindows:
     """The windows of many stretches as one virtual float32 ``[N, T, C]`` array that is never
-    built whole: :meth:`chunks` cuts them, in order, into one reused buffer (what
-    :func:`data_prep.store.write_split` writes), and :meth:`weighted_rows` gives each stretch's
-    rows with their window counts (what train-only normalization is fitted on). A split's
-    windows overlap (stride < window), so this holds a fraction of their bytes."""
+    built whole: :meth:`fill` cuts any range of them into a buffer, :meth:`chunks` all of them,
+    in order, into one reused buffer (what :func:`data_prep.store.write_split` writes), and
+    :meth:`weighted_rows` gives the stretches' rows with their window counts (what train-only
+    normalization is fitted on). A split's windows overlap (stride < window), so this holds a
+    fraction of their bytes."""
 
     def __init__(self, parts: Sequence[Windows], window: int, channels: int):
         self.parts = [p for p in parts if len(p)]
-        self.shape = (sum(len(p) for p in self.parts), int(window), int(channels))
+        self._ends = np.cumsum([len(p) for p in self.parts], dtype=np.int64)
+        self.shape = (int(self._ends[-1]) if self.parts else 0, int(window), int(channels))
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
-        """Consecutive pieces ``[n_i, T, C]`` of the windows; each is a view of one buffer that
-        the next piece overwrites."""
-        per = max(1, chunk_bytes // max(1, self.shape[1] * self.shape[2] * 4))
+    def chunk_windows(self, chunk_bytes: Optional[int] = None) -> int:
+        """Windows per chunk: as many as fit in ``chunk_bytes`` (default :data:`CHUNK_BYTES`),
+        at least one."""
+        size = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+        return max(1, size // max(1, self.shape[1] * self.shape[2] * 4))
+
+    def fill(self, lo: int, hi: int, out: np.ndarray) -> np.ndarray:
+        """Windows ``lo .. hi-1`` (of the whole ``[N, T, C]``) cut into ``out[:hi - lo]``;
+        returns that slice."""
+        part = int(np.searchsorted(self._ends, lo, side="right"))
+        pos = lo
+        while pos < hi:
+            first = int(self._ends[part - 1]) if part else 0
+            stop = min(hi, int(self._ends[part]))
+            self.parts[part].cut_into(out[pos - lo:], pos - first, stop - first)
+            pos, part = stop, part + 1
+        return out[:hi - lo]
+
+    def chunks(self, chunk_bytes: Optional[int] = None) -> Iterator[np.ndarray]:
+        """Consecutive pieces ``[n_i, T, C]`` of the windows, each (but the last) holding
+        :meth:`chunk_windows` windows of one or more stretches; each is a view of one buffer
+        that the next piece overwrites."""
+        per = self.chunk_windows(chunk_bytes)
         buf = np.empty((max(1, min(per, self.shape[0])),) + self.shape[1:], np.float32)
-        for part in self.parts:
-            for lo in range(0, len(part), per):
-                yield part.cut_into(buf, lo, min(lo + per, len(part)))
+        for lo in range(0, self.shape[0], per):
+            yield self.fill(lo, min(lo + per, self.shape[0]), buf)
 
     def weighted_rows(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        """``(rows [k, C], windows holding each row int64 [k])`` per stretch: its rows that
-        some window holds (so never a NaN, which dropped windows may hold)."""
-        for part in self.parts:
-            first, last = int(part.starts[0]), int(part.starts[-1]) + part.window
-            rows, weight = part.series[first:last], part.coverage()[first:last]
-            if weight.min() > 0:
-                yield rows, weight              # a view: every row between is in a window
-            else:                               # holes: dropped windows, or stride > window
-                held = weight > 0
-                yield rows[held], weight[held]
+        """``(rows [k, C], windows holding each row int64 [k])``: the rows of the stretches
+        that some window holds (or rows no window holds, with weight 0, where they are known
+        to hold no NaN). Stretches that are views of one recording's NaN-free rows
+        (``Windows.origin``) come as that recording's rows, in one piece."""
+        parts = self.parts
+        i = 0
+        while i < len(parts):
+            origin = parts[i].origin
+            j = i + 1
+            if origin is not None:
+                while j < len(parts) and parts[j].origin is origin:
+                    j += 1
+                window = parts[i].window
+                firsts = np.concatenate([p.offset + p.starts for p in parts[i:j]])
+                lo, hi = int(firsts.min()), int(firsts.max()) + window
+                weight = windows.coverage(firsts - lo, window, hi - lo)
+                yield origin[lo:hi], weight
+            else:
+                part = parts[i]
+                first, last = int(part.starts[0]), int(part.starts[-1]) + part.window
+                rows, weight = part.series[first:last], part.coverage()[first:last]
+                if weight.min() > 0:
+                    yield rows, weight              # a view: every row between is in a window
+                else:                               # holes: dropped windows, or stride > window
+                    held = weight > 0
+                    yield rows[held], weight[held]
+            i = j
 
 
 def stretches(timestamp_s: np.ndarray, labels: np.ndarray, by_label: bool, rate_hz: float

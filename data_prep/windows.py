@@ -55,6 +55,21 @@ def runs(labels: np.ndarray, seg: Tuple[int, int], keep: Sequence[int]) -> Itera
             yield Run(start + int(a), start + int(b), label)
 
 
+def run_bounds(labels: np.ndarray, timestamp_s: np.ndarray, rate_hz: float
+               ) -> Tuple[np.ndarray, np.ndarray]:
+    """``(starts, stops)`` int64: every run of a recording (rows of one label inside one
+    gap-free segment, see :func:`segments`), in order, covering all its rows."""
+    n = labels.shape[0]
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    new = labels[1:] != labels[:-1]
+    step = np.diff(timestamp_s)
+    new |= step > GAP_FACTOR / rate_hz
+    new |= step <= 0
+    bounds = np.flatnonzero(new) + 1
+    return np.concatenate(([0], bounds)), np.concatenate((bounds, [n]))
+
+
 def fill_linear(column: np.ndarray) -> None:
     """Linearly interpolate the NaNs of one equally spaced ``column [n]`` in place.
 
@@ -92,6 +107,9 @@ def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequen
     interpolation along time, except ``hold_columns`` (e.g. heart rate), whose readings are held.
     Nothing crosses a timestamp gap, and nothing is extrapolated past a segment's edges except
     held readings. Column-major ``signals`` make every column a contiguous view."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not np.isnan(np.add.reduce(signals, axis=0, dtype=np.float64)).any():
+            return                                   # nothing missing (the usual case)
     hold = set(hold_columns)
     for a, b in segments(timestamp_s, rate_hz):
         # One summing pass finds the columns holding a NaN (their sum is NaN); only those are
@@ -107,6 +125,14 @@ def window_starts(length: int, window: int, stride: int) -> np.ndarray:
     if length < window:
         return np.empty(0, dtype=np.int64)
     return np.arange(0, length - window + 1, stride, dtype=np.int64)
+
+
+def coverage(starts: np.ndarray, window: int, length: int) -> np.ndarray:
+    """int64 ``[length]``: how many of the windows ``[s, s + window)`` (``starts [N]``, each
+    inside ``length`` rows) hold each row."""
+    n = length + 1
+    edges = np.bincount(starts, minlength=n) - np.bincount(starts + window, minlength=n)
+    return np.cumsum(edges[:length])
 
 
 def complete_starts(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:

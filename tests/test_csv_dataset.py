@@ -279,3 +279,51 @@ def test_arrow_columns_to_numpy_keep_values_and_mark_nulls_as_nan():
     out = np.zeros(3, np.float32)
     to_numpy(floats, out)
     np.testing.assert_array_equal(out, [1.5, np.nan, 2.5])
+
+
+def test_label_codes_span_chunks_with_their_own_dictionaries():
+    """pyarrow's CSV reader gives each block its own dictionary (other values, other order).
+    The codes must name the same label in every chunk; values equal once stripped share one
+    code; empty and missing labels are -1; a column of one value is told from the
+    dictionaries alone."""
+    import pyarrow as pa
+
+    from data_prep.datasets.tabular import _dictionary, _only_value
+    from data_prep.read import SignalBuffers
+
+    def chunk(values):
+        return pa.array(values, pa.string()).dictionary_encode()
+
+    column = pa.chunked_array([chunk(["walk", "sit", "walk", None]),
+                               chunk(["sit ", "", "run", "walk"]),
+                               chunk(["run", "run"])])
+    for buffers in (None, SignalBuffers()):
+        codes, names = _dictionary(column, buffers)
+        assert codes.dtype == np.int64 and names == ["walk", "sit", "run"]
+        assert [names[c] if c >= 0 else None for c in codes] == [
+            "walk", "sit", "walk", None, "sit", None, "run", "walk", "run", "run"]
+    assert _only_value(pa.chunked_array([chunk(["P01", "P01"]), chunk([" P01"])])) == "P01"
+    assert _only_value(pa.chunked_array([chunk(["P01"]), chunk(["P02"])])) is None
+    assert _only_value(pa.chunked_array([chunk(["P01", None])])) is None
+
+
+def test_parse_memory_is_reused_only_when_it_is_the_pools_own():
+    """Buffers handed back are given out again (no fresh pages for the next file); arrays the
+    pool did not make are never taken, so their memory cannot be handed to another parse."""
+    from data_prep.read import SignalBuffers
+
+    pool = SignalBuffers()
+    signals = pool.take(100, 3)
+    assert signals.shape == (100, 3) and signals.dtype == np.float32
+    assert signals.flags.f_contiguous
+    signals[:] = 1.0
+    pool.give(signals[10:20])                     # any view of it hands back the buffer
+    stamps = pool.take(120, dtype=np.float64)     # 960 bytes fit in the 1200 given back
+    assert stamps.shape == (120,) and np.shares_memory(stamps, signals)
+    foreign = np.zeros(1000, np.float32)
+    pool.give(foreign)
+    pool.give(stamps)
+    pool.give(stamps)                              # twice: still one free buffer
+    again = pool.take(50, dtype=np.int64)
+    assert np.shares_memory(again, signals)
+    assert not np.shares_memory(pool.take(10), foreign)

@@ -377,6 +377,46 @@ def test_split_written_and_normalized_piece_by_piece(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)
 
 
+def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypatch):
+    """prepare cuts all activity runs of a recording in one go (views of one copy of its rows)
+    and writes a split with two threads, each into its half of the file. The windows, their
+    first rows and the NaN drops must equal cutting each run alone; the statistics fitted on
+    the shared rows (rows between runs weigh 0) and the file written in halves, in many
+    chunks, must equal those of the materialized windows."""
+    from data_prep import store, transform
+    from data_prep.splits import fit_normalization
+    from data_prep.transform import Preprocessing, StreamedWindows, cut, cut_runs
+
+    rng = np.random.default_rng(11)
+    signals = np.asfortranarray(rng.standard_normal((900, 4)).astype(np.float32) * [1, 4, 2, 9])
+    starts = np.array([0, 130, 131, 300, 520, 700])
+    stops = np.array([120, 131, 290, 515, 700, 900])          # rows 120-130 etc. in no run
+    monkeypatch.setattr(transform, "CHUNK_BYTES", 7 * 16 * 3 * 4)   # 7 windows a chunk
+    for missing in (False, True):
+        if missing:
+            signals[[40, 333], [1, 2]] = np.nan
+        for q in (1, 2):
+            prep = Preprocessing(("a", "b", "c"), 50.0, q, False, 16, 5)
+            runs = cut_runs(signals, starts, stops, prep, [3, 0, 1])
+            alone = [cut(signals, a, b, prep, [3, 0, 1]) for a, b in zip(starts, stops)]
+            for w, v in zip(runs, alone):
+                np.testing.assert_array_equal(w.x, v.x)
+                np.testing.assert_array_equal(w.first_row, v.first_row)
+                assert w.dropped_nan == v.dropped_nan and w.steps == v.steps
+            assert (sum(w.dropped_nan for w in runs) > 0) == missing
+            whole = np.concatenate([w.x for w in alone])
+            ws = StreamedWindows(runs, 16, 3)
+            mean, std = fit_normalization(ws, chunk_rows=50)
+            flat = whole.reshape(-1, 3).astype(np.float64)
+            np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-12)
+            np.testing.assert_allclose(std, flat.std(0), rtol=1e-12)
+            store.write_split(tmp_path, "train", ws, np.zeros(len(ws)), np.full(len(ws), 1))
+            np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)
+    empty = StreamedWindows([], 16, 3)
+    store.write_split(tmp_path, "val", empty, np.zeros(0), np.zeros(0))
+    assert np.load(tmp_path / "x_val.npy").shape == (0, 16, 3)
+
+
 def test_window_set_streams_the_windows_that_cut_gives(tmp_path):
     """prepare never builds a split's windows whole: it fits normalization on the rows weighted
     by how many windows hold them and cuts the windows chunk by chunk into the file. Both must

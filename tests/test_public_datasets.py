@@ -82,6 +82,35 @@ def test_wisdm_flaws_by_hand_and_a_non_numeric_value(tmp_path):
     assert parsed.skipped["not_a_number"] == {"records": 2, "lines": [13, 14]}
 
 
+def test_wisdm_reports_the_first_bad_lines_in_file_order():
+    """The reported lines of a cause are its first ones in the file, the same on every run,
+    also when the text spans many of pyarrow's blocks (parsed in parallel, in any order), and
+    a cut-short record that is the start of a whole one is not found inside that one."""
+    good = b"7,Jogging,%d,1.25,-2.5,9.75;\n"
+    lines = [good % (10**12 + 50_000_000 * i) for i in range(120_000)]      # ~4 MB of text
+    bad = list(range(3_000, 120_000, 9_000))                              # 13 bad lines
+    for i in bad:
+        lines[i] = b"7,Jogging,%d,1.25;\n" % (10**12 + 50_000_000 * (i - 1))   # a prefix of i-1
+    body = b"".join(lines)
+    for _ in range(3):
+        parsed = wisdm.parse_records(body)
+        assert parsed.skipped["cut_short"] == {
+            "records": len(bad), "lines": [i + 1 for i in bad[:wisdm.REPORTED_LINES]]}
+
+
+def test_wisdm_records_become_lines_across_block_edges():
+    """The vectorized rewrite of the raw text (``;`` a newline, a ``,`` before it dropped)
+    equals the plain bytes rewrite, also where a ``,;`` straddles two blocks."""
+    from data_prep.datasets.wisdm import _records_as_lines
+
+    rng = np.random.default_rng(5)
+    text = bytes(rng.choice(np.frombuffer(b"1,;a\n ", np.uint8), 5000))
+    expected = text.replace(b",;", b";;").replace(b";", b"\n")
+    for block in (1, 2, 7, 64, 1 << 20):
+        assert _records_as_lines(text, block).tobytes() == expected
+    assert _records_as_lines(b"").tobytes() == b""
+
+
 def test_wisdm_jittery_timestamps_are_evenly_spaced_and_pauses_split(tmp_path):
     """Steps of 50 and 100 ms (the phones' jitter) stay one recording at 20 Hz; a pause over
     1 s or a step back starts another; the stream times its rows the same way."""

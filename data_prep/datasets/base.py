@@ -59,7 +59,7 @@ class Recording:
 
     ``labels`` index ``label_names`` (-1: the row has no label); the pipeline maps names to
     classes. ``filled`` says the missing values were already filled (a parse cache holds filled
-    signals). ``release()`` hands pooled memory back once the caller is done with ``signals``.
+    signals). ``release()`` hands pooled memory back once the caller is done with the arrays.
     """
 
     name: str                          # shown in messages and meta.json: file [+ recording]
@@ -86,8 +86,13 @@ class Recording:
         return int(self.timestamp_s.shape[0])
 
     def release(self) -> None:
-        if self.on_release is not None and self.signals is not None:
-            self.on_release(self.signals)
+        """Hand the arrays back to the memory they were taken from (``on_release``); the
+        recording is empty after."""
+        if self.on_release is not None:
+            for array in (self.signals, self.timestamp_s, self.labels):
+                if array is not None:
+                    self.on_release(array)
+            self.timestamp_s, self.labels = self.timestamp_s[:0], self.labels[:0]
         self.on_release = None
         self.signals = None
 

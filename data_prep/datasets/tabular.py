@@ -442,10 +442,10 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
     if n == 0:
         raise HarError(f"{source.name} holds a header but no rows; remove it or fill it")
     if opts.label_col:
-        codes, names = _dictionary(table.data[opts.label_col])
+        codes, names = _dictionary(table.data[opts.label_col], buffers)
     else:
         codes, names = np.full(n, -1, np.int64), []
-    time = _seconds(table, opts, source, header_lines) if opts.time_col else None
+    time = _seconds(table, opts, source, header_lines, buffers) if opts.time_col else None
     groups = _groups(table, opts, source, n)
     width = len(table.channels)
     columns = [as_type(table.data[col], pa.float32()) for col in table.channels]
@@ -460,7 +460,7 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
                 to_numpy(col, signals[:, j])
             else:
                 signals[:, j] = whole[j][rows]
-        ts, rate, even = _timeline(time, rows, count, opts, source, header_lines)
+        ts, rate, even = _timeline(time, rows, count, opts, source, header_lines, buffers)
         labels = codes if rows is None else codes[rows]
         subject, recording = key
         name = source.name if recording is None else f"{source.name}#{recording}"
@@ -468,34 +468,71 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
             name, subject, ts, signals, tuple(table.channels), labels, tuple(names), rate,
             size=source.size, extra={"recording": recording} if recording is not None else {},
             even=even))
+    if buffers is not None and len(groups) > 1:         # the whole file's: no longer needed
+        for array in (time, codes):
+            if array is not None:
+                buffers.give(array)
     return recordings
 
 
-def _dictionary(column) -> Tuple[np.ndarray, List[str]]:
-    """int64 codes (-1 for empty) and the label names of a column (read as a dictionary of
-    strings, or any other type, which is encoded here)."""
+def _dictionary(column, buffers=None) -> Tuple[np.ndarray, List[str]]:
+    """int64 codes (-1: empty or missing) and the label names of a column (read as a dictionary
+    of strings, or any other type, which is encoded here). Values equal once stripped share a
+    code; names are in order of first appearance.
+
+    Each chunk's dictionary is mapped onto the names here, straight into the codes: no unified
+    copy of the column and no second pass to widen the codes. ``buffers`` (a
+    :class:`data_prep.read.SignalBuffers`) may supply the codes' memory."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if not pa.types.is_dictionary(column.type):
+        import pyarrow.compute as pc
+
         column = pc.dictionary_encode(column.cast(pa.string()))
-    column = column.unify_dictionaries() if column.num_chunks > 1 else column
-    chunks = column.chunks
-    codes = (np.concatenate([array_to_numpy(c.indices) for c in chunks]) if chunks
-             else np.empty(0, np.int32))
-    if codes.dtype.kind == "f":               # empty values
-        codes = np.where(np.isnan(codes), -1, codes)
-    codes = codes.astype(np.int64)
-    names = ([str(v).strip() for v in chunks[0].dictionary.to_pylist()] if chunks else [])
-    empty = [i for i, v in enumerate(names) if v == ""]
-    if empty:
-        codes[np.isin(codes, empty)] = -1
+    codes = (np.empty(len(column), np.int64) if buffers is None
+             else buffers.take(len(column), dtype=np.int64))
+    names: List[str] = []
+    index: Dict[str, int] = {}
+    pos = 0
+    for chunk in column.chunks:
+        values = chunk.dictionary.to_pylist()
+        lookup = np.full(len(values) + 1, -1, np.int64)       # the last entry: missing
+        for i, value in enumerate(values):
+            name = "" if value is None else str(value).strip()
+            if name:
+                lookup[i] = index.setdefault(name, len(index))
+                if lookup[i] == len(names):
+                    names.append(name)
+        indices = array_to_numpy(chunk.indices)
+        if indices.dtype.kind == "f":                           # missing values
+            indices = np.where(np.isnan(indices), len(values), indices).astype(np.intp)
+        np.take(lookup, indices, out=codes[pos:pos + len(chunk)])
+        pos += len(chunk)
     return codes, names
+
+
+def _only_value(column) -> Optional[str]:
+    """The column's one value when every row holds the same (stripped) text, found from the
+    chunks' dictionaries alone; None otherwise, or when that cannot be told so cheaply."""
+    import pyarrow as pa
+
+    if not pa.types.is_dictionary(column.type) or column.null_count or not column.num_chunks:
+        return None
+    seen = set()
+    for chunk in column.chunks:
+        seen.update(str(v).strip() for v in chunk.dictionary.to_pylist())
+        if len(seen) > 1:
+            return None
+    return seen.pop() if seen and len(chunk.dictionary) else None
 
 
 def _groups(table: _Table, opts: CsvOptions, source: Source, n: int):
     """``[((subject, recording), row indices)]`` in order of first appearance (row indices
     None: the whole file is one recording)."""
+    if opts.subject_col and not opts.recording_col:
+        only = _only_value(table.data[opts.subject_col])
+        if only:
+            return [((_as_subject(only), None), None)]   # one recording: every row, no copy
     keys = []
     for role in (opts.subject_col, opts.recording_col):
         if role:
@@ -532,8 +569,10 @@ def _groups(table: _Table, opts: CsvOptions, source: Source, n: int):
     return groups
 
 
-def _seconds(table: _Table, opts: CsvOptions, source: Source, header_lines: int) -> np.ndarray:
-    """float64 seconds of the time column (datetimes: since the Unix epoch)."""
+def _seconds(table: _Table, opts: CsvOptions, source: Source, header_lines: int,
+             buffers=None) -> np.ndarray:
+    """float64 seconds of the time column (datetimes: since the Unix epoch); numbers are
+    copied into memory from ``buffers`` when given."""
     import pyarrow as pa
 
     col = table.data[opts.time_col]
@@ -543,9 +582,12 @@ def _seconds(table: _Table, opts: CsvOptions, source: Source, header_lines: int)
         values = ns.astype(np.float64) * 1e-9
         missing = np.isnan(values)
     elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        values = to_numpy(as_type(col, pa.float64()))
+        col = as_type(col, pa.float64())
+        values = to_numpy(col, None if buffers is None
+                          else buffers.take(len(col), dtype=np.float64))
         if TIME_UNITS[opts.time_unit] != 1.0:
-            values = values * TIME_UNITS[opts.time_unit]
+            values = np.multiply(values, TIME_UNITS[opts.time_unit],
+                                 out=values if values.flags.writeable else None)
         missing = ~np.isfinite(values)
     else:
         values, missing = _pandas_datetimes(col, source, header_lines)
@@ -570,14 +612,26 @@ def _pandas_datetimes(col, source: Source, header_lines: int):
     return seconds, parsed.isna().to_numpy()
 
 
-def _timeline(time, rows, count: int, opts: CsvOptions, source: Source, header_lines: int):
+def _timeline(time, rows, count: int, opts: CsvOptions, source: Source, header_lines: int,
+              buffers=None):
     """``(timestamp_s [count], rate_hz, even)`` of one recording (``rows`` of the file, None:
     all); HarError for unsorted or duplicate timestamps (naming the line) or too few rows to
     tell the rate."""
     if time is None:
         return np.arange(count, dtype=np.float64) / opts.rate, float(opts.rate), True
     ts = time[rows] if rows is not None else time
-    step = np.diff(ts)
+    step = np.subtract(ts[1:], ts[:-1], out=None if buffers is None or ts.size < 2
+                       else buffers.take(ts.size - 1, dtype=np.float64))
+    try:
+        return ts, _rate(ts, step, rows, source, header_lines), False
+    finally:
+        if buffers is not None:
+            buffers.give(step)
+
+
+def _rate(ts, step, rows, source: Source, header_lines: int) -> float:
+    """1 / the median of ``step`` (the steps of ``ts``; reordered); HarError for a step that
+    is not positive, naming its line."""
     if not (step > 0).all():
         i = int(np.flatnonzero(step <= 0)[0]) + 1
         line = (i if rows is None else int(rows[i])) + header_lines + 1
@@ -588,7 +642,18 @@ def _timeline(time, rows, count: int, opts: CsvOptions, source: Source, header_l
     if step.size == 0:
         raise HarError(f"{source.name}: a recording with one row has no rate; pass --rate or "
                        "remove it")
-    return ts, float(1.0 / np.median(step)), False
+    return float(1.0 / _median(step))
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median(values)``, the same value, found by partitioning ``values`` in place (no
+    copy of a recording-long array)."""
+    half = values.size // 2
+    if values.size % 2:
+        values.partition(half)
+        return float(values[half])
+    values.partition((half - 1, half))
+    return float(np.mean(values[half - 1:half + 1]))
 
 
 # --------------------------------------------------------------------------- streaming
