@@ -22,13 +22,12 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from fresh import run_python, warm_bytecode
 
 REPO = Path(__file__).resolve().parents[1]
 CHANNELS = ("ax", "ay", "az", "gx", "gy", "gz")
@@ -93,8 +92,7 @@ def write_data(raw: Path, rows: int, files: int, seed: int = 0) -> None:
 
 
 def run(code: str, args, stream: str = "stdout") -> dict:
-    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, check=True)
+    done = run_python(code, args)
     text = done.stdout if stream == "stdout" else done.stderr
     return json.loads(text.strip().splitlines()[-1])
 
@@ -113,6 +111,7 @@ def main(argv=None) -> None:
     size = sum(f.stat().st_size for f in args.raw.glob("*.csv"))
     for f in args.raw.glob("*.csv"):
         f.read_bytes()                                   # into the page cache
+    warm_bytecode()
     work = Path(tempfile.mkdtemp(prefix="csv-bench-"))
     common = ["prepare", args.raw, "--dataset", "csv", "--window", "100", "--val-subjects",
               "S09", "--test-subjects", "S10", "--force"]

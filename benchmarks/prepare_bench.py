@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from fresh import run_python, warm_bytecode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,15 +108,14 @@ def in_fresh_process(name: str, *args) -> float:
     code = (f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
             f"import prepare_bench as b; from pathlib import Path; "
             f"print(b.bench_{name}(*map(Path, sys.argv[1:])))")
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
+    proc = run_python(code, args)
     return float(proc.stdout.strip().splitlines()[-1])
 
 
 def run_cli(args) -> dict:
+    os.sync()                        # (run_python syncs too: this keeps it out of the time)
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = run_python(CHILD, args, check=False)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"har {' '.join(map(str, args))} failed:\n{proc.stderr}")
@@ -140,6 +140,7 @@ def main() -> None:
     print(f"{len(files)} files, {size / 1e9:.2f} GB")
     for f in files:                      # warm the page cache
         f.read_bytes()
+    warm_bytecode()
     work = Path(tempfile.mkdtemp(prefix="harkit-bench-"))
     results = {k: [] for k in ("pyarrow", "pyarrow_fresh", "pandas", "cold", "warm", "cold_gb",
                                 "warm_gb")}

@@ -135,8 +135,9 @@ def condition(rec: Recording, rate_hz: float = 0.0) -> None:
         rec.signals = np.asfortranarray(np.concatenate(parts))
         rec.labels = np.concatenate(labels)
         rec.rate_hz = float(rate_hz)
-    if not rec.signals.flags.f_contiguous:
-        rec.signals = np.asfortranarray(rec.signals)
-    hold = [i for i, c in enumerate(rec.channels) if c in rec.hold]
-    windows.fill_gaps(rec.timestamp_s, rec.signals, hold, rec.rate_hz)
+    if windows.has_nan(rec.signals):
+        if not rec.signals.flags.f_contiguous:
+            rec.signals = np.asfortranarray(rec.signals)     # fill_gaps works by column
+        hold = [i for i, c in enumerate(rec.channels) if c in rec.hold]
+        windows.fill_gaps(rec.timestamp_s, rec.signals, hold, rec.rate_hz)
     rec.filled = True

@@ -155,12 +155,9 @@ def cut_runs(signals: np.ndarray, starts: np.ndarray, stops: np.ndarray, prep: P
         return [cut(signals, int(a), int(b), prep, columns) for a, b in zip(starts, stops)]
     lo, hi = int(starts[0]), int(stops[-1])
     rows = np.empty((hi - lo, len(columns)), np.float32)
-    nan_free = True
-    with np.errstate(invalid="ignore", over="ignore"):
-        for j, c in enumerate(columns):                  # column by column: no temporary
-            rows[:, j] = signals[lo:hi, c]
-            # A NaN makes the sum NaN (inf - inf too: then the exact check runs needlessly).
-            nan_free = nan_free and not np.isnan(signals[lo:hi, c].sum())
+    for j, c in enumerate(columns):                      # column by column: no temporary
+        rows[:, j] = signals[lo:hi, c]
+    nan_free = not windows.has_nan(signals[lo:hi], columns)
     window, stride = prep.window, prep.stride
     counts = np.maximum((stops - starts - window) // stride + 1, 0)
     every = np.arange(int(counts.max()) * stride, step=stride, dtype=np.int64)

@@ -153,38 +153,21 @@ def parse_records(data, first_line: int = 1) -> Records:
     value that is not a number sends the whole text to the record-by-record path
     (:func:`_parse_slowly`), which counts the same causes."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     text = _records_as_lines(data)
-    short: List[str] = []
-    many: List[str] = []
-
-    def invalid(row):
-        if row.text.strip():                           # (a line of blanks is not a record)
-            (short if row.actual_columns < 6 else many).append(row.text)
-        return "skip"
-
+    bad: Dict[str, List[str]] = {"cut_short": [], "too_many_fields": []}
     try:
-        # The streaming reader parses blocks in file order, so the rows reported invalid come
-        # in file order (read_csv's parallel blocks report them in any order).
-        table = pacsv.open_csv(
-            pa.py_buffer(text),
-            read_options=pacsv.ReadOptions(column_names=["user", "activity", "timestamp", "x",
-                                                         "y", "z"]),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"user": pa.int64(), "timestamp": pa.int64(),
-                              "activity": pa.dictionary(pa.int32(), pa.string()),
-                              "x": pa.float32(), "y": pa.float32(), "z": pa.float32()},
-                null_values=[""], strings_can_be_null=True)).read_all()
+        table = _read_lines(text, bad)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return _parse_slowly(bytes(data), first_line)
-    del text
     finder = _LineFinder(data, first_line)
-    wanted: Dict[str, List[bytes]] = {}
-    for cause, rows in (("cut_short", short), ("too_many_fields", many)):
-        if rows:
-            wanted[cause] = [r.encode() for r in rows[:REPORTED_LINES]]
+    counts = {cause: len(rows) for cause, rows in bad.items()}
+    first_bad = _first_bad_rows(text, bad)
+    del text
+    lines: Dict[str, List[int]] = {
+        cause: finder.lines([r.encode() for r in rows], whole=True,
+                            ordered=counts[cause] > len(rows))
+        for cause, rows in first_bad.items() if rows}
     user = to_numpy(table.column("user"))
     stamp = to_numpy(table.column("timestamp"))
     xyz = np.empty((table.num_rows, 3), np.float32)
@@ -192,30 +175,72 @@ def parse_records(data, first_line: int = 1) -> Records:
         to_numpy(table.column(c), xyz[:, j])
     activity = _activity_codes(table.column("activity"))
     del table
-    empty = np.isnan(xyz).any(axis=1) | (activity == NO_ACTIVITY)
+    with np.errstate(invalid="ignore"):            # (inf - inf is NaN too: counted empty)
+        empty = np.isnan(xyz[:, 0] + xyz[:, 1] + xyz[:, 2]) | (activity == NO_ACTIVITY)
     for column in (user, stamp):                      # float only when a value is missing
         if column.dtype.kind == "f":
             empty |= np.isnan(column)
     unknown = (activity < 0) & ~empty
-    counts = {"cut_short": len(short), "too_many_fields": len(many)}
     for cause, mask in (("empty_value", empty), ("unknown_activity", unknown)):
-        if mask.any():
+        if mask.any():                                 # (the table is in file order)
             counts[cause] = int(mask.sum())
-            wanted[cause] = [b",%d," % int(stamp[i]) if stamp[i] == stamp[i] else b",,"
-                             for i in np.flatnonzero(mask)[:REPORTED_LINES]]
-    skipped: Dict[str, Dict[str, object]] = {}
-    for cause in ("cut_short", "too_many_fields", "empty_value", "unknown_activity"):
-        if cause in wanted:
-            skipped[cause] = {"records": counts[cause],
-                              "lines": finder.lines(wanted[cause],
-                                                    whole=cause in ("cut_short",
-                                                                    "too_many_fields"))}
+            lines[cause] = finder.lines([b",%d," % int(stamp[i]) if stamp[i] == stamp[i]
+                                         else b",," for i in np.flatnonzero(mask)[:REPORTED_LINES]])
+    skipped = {cause: {"records": counts[cause], "lines": lines[cause]}
+               for cause in ("cut_short", "too_many_fields", "empty_value", "unknown_activity")
+               if cause in lines}
     keep = ~(empty | unknown)
     if keep.all():
         return Records(user.astype(np.int64, copy=False), activity,
                        stamp.astype(np.int64, copy=False), xyz, skipped)
     return Records(np.asarray(user[keep], np.int64), activity[keep],
                    np.asarray(stamp[keep], np.int64), xyz[keep], skipped)
+
+
+_COLUMNS = ["user", "activity", "timestamp", "x", "y", "z"]
+
+
+def _read_lines(text: np.ndarray, bad: Dict[str, List[str]], ordered: bool = False):
+    """``text`` (records as lines) as a pyarrow table; rows with too few or too many fields go
+    into ``bad`` (a line of blanks is not a record). ``ordered``: the streaming reader, which
+    reports them in file order; else the parallel one (faster, any order)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    def invalid(row):
+        if row.text.strip():
+            bad["cut_short" if row.actual_columns < 6 else "too_many_fields"].append(row.text)
+        return "skip"
+
+    options = dict(
+        read_options=pacsv.ReadOptions(column_names=_COLUMNS),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"user": pa.int64(), "timestamp": pa.int64(),
+                          "activity": pa.dictionary(pa.int32(), pa.string()),
+                          "x": pa.float32(), "y": pa.float32(), "z": pa.float32()},
+            null_values=[""], strings_can_be_null=True))
+    if ordered:
+        return pacsv.open_csv(pa.py_buffer(text), **options).read_all()
+    return pacsv.read_csv(pa.py_buffer(text), **options)
+
+
+def _first_bad_rows(text: np.ndarray, bad: Dict[str, List[str]]) -> Dict[str, List[str]]:
+    """Per cause, the first :data:`REPORTED_LINES` bad rows in file order when there are more
+    (found by parsing, in order, a prefix of the text that grows until it holds that many of
+    each), else all of them, in any order."""
+    wanted = {cause for cause, rows in bad.items() if len(rows) > REPORTED_LINES}
+    size = 1 << 20
+    while wanted:
+        end = text.size if size >= text.size else int(
+            np.flatnonzero(text[:size] == ord("\n"))[-1:].sum()) + 1
+        found: Dict[str, List[str]] = {cause: [] for cause in bad}
+        _read_lines(text[:end], found, ordered=True)
+        if end == text.size or all(len(found[c]) >= REPORTED_LINES for c in wanted):
+            return {c: (found[c] if c in wanted else rows)[:REPORTED_LINES]
+                    for c, rows in bad.items()}
+        size *= 4
+    return bad
 
 
 def _records_as_lines(data, block: int = 1 << 20) -> np.ndarray:
@@ -262,27 +287,36 @@ def _activity_codes(column) -> np.ndarray:
 
 class _LineFinder:
     """File line numbers of reported records, looked up only when asked: each record is
-    searched for after the one before it (they come in file order), and the newlines before
-    them are counted in the same forward pass."""
+    searched for, and the newlines before them counted in one forward pass."""
 
     def __init__(self, data, first_line: int) -> None:
         self.data, self.first_line = data, first_line
         self.raw = np.frombuffer(data, np.uint8)
 
-    def lines(self, needles: List[bytes], whole: bool = False) -> List[int]:
-        """The lines of consecutive occurrences of ``needles`` (in file order). ``whole``: a
+    def lines(self, needles: List[bytes], whole: bool = False, ordered: bool = True
+              ) -> List[int]:
+        """The lines of occurrences of ``needles``, in file order. ``ordered``: the needles are
+        in file order (each is searched for after the one before); else each is found from the
+        start (a repeated one at its next occurrence) and the lines come sorted. ``whole``: a
         needle is a whole record (it starts the text or follows a ``;`` or newline, and a
-        ``;``, ``,`` or newline follows it), not part of a longer one."""
-        out, line, at, pos = [], self.first_line, 0, 0
+        ``;``, ``,;`` or the line's end follows it), not part of a longer one."""
+        offsets, after = [], {}
         for needle in needles:
+            pos = after.get(needle, 0) if not ordered else (
+                offsets[-1][1] if offsets else 0)
             found = self.data.find(needle, pos)
             while whole and found > 0 and not self._whole(found, len(needle)):
                 found = self.data.find(needle, found + 1)
-            if found < 0:                                  # (cannot happen: the text has it)
-                found = at
-            line += int(np.count_nonzero(self.raw[at:found] == ord("\n")))
+            found = max(found, 0)                          # (cannot fail: the text has it)
+            offsets.append((found, found + len(needle)))
+            after[needle] = found + len(needle)
+        out, line, at = [], self.first_line, 0
+        for offset in sorted(o for o, _ in offsets):
+            for lo in range(at, offset, 1 << 22):          # in pieces: no text-sized temporary
+                line += int(np.count_nonzero(self.raw[lo:min(lo + (1 << 22), offset)]
+                                             == ord("\n")))
             out.append(line)
-            at, pos = found, found + len(needle)
+            at = max(at, offset)
         return out
 
     def _whole(self, offset: int, size: int) -> bool:
@@ -373,11 +407,12 @@ def _recordings(parsed: Records, source: Source) -> List[Recording]:
                 _count(dropped, "single_record_part", part.size)
                 continue
             start = parsed.timestamp_ns[part[0]] * 1e-9
+            if part[-1] - part[0] + 1 == part.size:     # consecutive rows (usual): views
+                part = slice(int(part[0]), int(part[-1]) + 1)
             out.append(Recording(
                 f"{source.name}#user{int(user)}.{k + 1}", int(user),
-                start + np.arange(part.size) / RATE_HZ,
-                np.asfortranarray(parsed.xyz[part]), CHANNELS, parsed.activity[part],
-                ACTIVITIES, RATE_HZ, even=True, size=source.size,
+                start + np.arange(b - a) / RATE_HZ, parsed.xyz[part], CHANNELS,
+                parsed.activity[part], ACTIVITIES, RATE_HZ, even=True, size=source.size,
                 extra={"user": int(user), "part": k + 1}))
     if out:
         out[0].dropped = dropped
