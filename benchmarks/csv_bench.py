@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from fresh import run_python, warm_bytecode
+from fresh import clear, run_python, warm_bytecode
 
 REPO = Path(__file__).resolve().parents[1]
 CHANNELS = ("ax", "ay", "az", "gx", "gy", "gz")
@@ -119,13 +119,14 @@ def main(argv=None) -> None:
     try:
         for i in range(args.runs):
             results["pyarrow"].append(run(PYARROW % {"channels": CHANNELS}, [args.raw]))
-            results["prepare"].append(run(CLI, common + ["--out", work / "cold", "--no-cache"],
-                                          "stderr"))
+            cold = common + ["--out", clear(work / "cold"), "--no-cache"]
+            results["prepare"].append(run(CLI, cold, "stderr"))
             if i == 0:
                 run(CLI, common + ["--out", work / "fill", "--cache-dir", work / "cache"],
                     "stderr")
-            results["warm"].append(run(CLI, common + ["--out", work / "warm", "--window", "128",
-                                                      "--cache-dir", work / "cache"], "stderr"))
+            warm = common + ["--out", clear(work / "warm"), "--window", "128", "--cache-dir",
+                             work / "cache"]
+            results["warm"].append(run(CLI, warm, "stderr"))
             print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]['seconds']:.2f} s"
                                                for k, v in results.items()), flush=True)
     finally:

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from fresh import run_python, warm_bytecode
+from fresh import clear, run_python, warm_bytecode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -151,10 +151,10 @@ def main() -> None:
             if not args.skip_pandas:
                 results["pandas"].append(bench_pandas(args.raw, work / "pandas"))
             cache = work / f"cache{i}"
-            cold = run_cli(["prepare", args.raw, "--out", work / "prep", "--cache-dir", cache,
-                            "--force"])
-            warm = run_cli(["prepare", args.raw, "--out", work / "prep", "--cache-dir", cache,
-                            "--force", "--window", "128"])
+            cold = run_cli(["prepare", args.raw, "--out", clear(work / "prep"), "--cache-dir",
+                            cache, "--force"])
+            warm = run_cli(["prepare", args.raw, "--out", clear(work / "prep"), "--cache-dir",
+                            cache, "--force", "--window", "128"])
             results["cold"].append(cold["wall_s"])
             results["cold_gb"].append(cold["peak_gb"])
             results["warm"].append(warm["wall_s"])

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fresh import run_python, warm_bytecode
+from fresh import clear, run_python, warm_bytecode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def main(argv=None) -> None:
     try:
         for i in range(args.runs):
             results["pyarrow"].append(run(PYARROW, [raw_file]))
-            results["prepare"].append(run(CLI, ["prepare", args.raw, "--out", work / "p",
+            results["prepare"].append(run(CLI, ["prepare", args.raw, "--out", clear(work / "p"),
                                                 "--force", "--no-cache"]))
             print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]['seconds']:.2f} s"
                                                for k, v in results.items()), flush=True)
