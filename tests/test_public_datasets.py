@@ -112,8 +112,9 @@ def test_wisdm_records_become_lines_across_block_edges():
 
 
 def test_wisdm_jittery_timestamps_are_evenly_spaced_and_pauses_split(tmp_path):
-    """Steps of 50 and 100 ms (the phones' jitter) stay one recording at 20 Hz; a pause over
-    1 s or a step back starts another; the stream times its rows the same way."""
+    """Steps of 50 and 100 ms (the phones' jitter) are taken as evenly spaced at 20 Hz; a pause
+    over 1 s or a step back starts a new part of the user's recording, a gap no window
+    crosses; the stream times its rows the same way, to the bit."""
     rng = np.random.default_rng(0)
     steps = np.where(rng.random(300) < 0.5, 50_000_000, 100_000_000)
     steps[150] = 3_000_000_000                                       # a 3 s pause
@@ -121,15 +122,17 @@ def test_wisdm_jittery_timestamps_are_evenly_spaced_and_pauses_split(tmp_path):
     stamps[250:] -= 10**11                                           # the clock went back
     body = b"".join(b"5,Walking,%d,1.0,2.0,%d;\n" % (t, i) for i, t in enumerate(stamps))
     recs = wisdm.DATASET.parse(body, _source(tmp_path, body), None)
-    assert [r.rows for r in recs] == [150, 100, 50] and all(r.even for r in recs)
-    np.testing.assert_allclose(np.diff(recs[0].timestamp_s), 0.05)
+    assert [r.rows for r in recs] == [300] and recs[0].even and recs[0].extra["parts"] == 3
+    step = np.diff(recs[0].timestamp_s)
+    assert np.allclose(step[step < 0.5], 0.05) and np.flatnonzero(step > 0.5).tolist() == [
+        149, 249]
+    assert recs[0].timestamp_s[150] == stamps[150] * 1e-9     # a part keeps its own start...
+    assert step[249] == pytest.approx(1.05)                   # ... unless the clock went back
     rows = wisdm.DATASET.row_parser(None, "live")
     lines = body.splitlines(keepends=True)
     seconds = np.concatenate([rows.parse(b"".join(lines[i:i + 70]))[0]
                               for i in range(0, len(lines), 70)])
-    step = np.diff(seconds)
-    assert np.allclose(step[step < 0.5], 0.05) and np.flatnonzero(step > 0.5).tolist() == [
-        149, 249]
+    np.testing.assert_array_equal(seconds, recs[0].timestamp_s)   # the stream times the same
 
 
 def _source(tmp_path: Path, data: bytes):

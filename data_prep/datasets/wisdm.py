@@ -13,8 +13,9 @@ repeat or go back.
 
 Time: the phone's timestamps jitter (steps well off the nominal 50 ms are common), so, as the
 literature's loaders do, a user's records are taken as evenly spaced at 20 Hz in file order. A
-step back in time or a pause longer than :data:`MAX_STEP_S` starts a new recording (a gap no
-window crosses); a repeated timestamp or one of 0 drops its record.
+step back in time or a pause longer than :data:`MAX_STEP_S` starts a new part of the user's
+recording (a gap no window crosses; :class:`_Clock`); a repeated timestamp or one of 0 drops its
+record.
 """
 
 from __future__ import annotations
@@ -379,10 +380,11 @@ def _parse_slowly(data: bytes, first_line: int = 1) -> Records:
 
 
 def _recordings(parsed: Records, source: Source) -> List[Recording]:
-    """Per user, in file order, evenly spaced at RATE_HZ: a new recording wherever the time
-    goes back or pauses for more than MAX_STEP_S; records with a timestamp of 0 or one that
-    repeats the previous are dropped, as are parts of a single record. The file's counts by
-    cause go on its first recording (``dropped``), the first lines of each in ``extra``."""
+    """One recording per user, records in file order, timed by :class:`_Clock`: evenly at
+    RATE_HZ within a part, and a gap no window crosses wherever the time goes back or pauses
+    for more than MAX_STEP_S. Records with a timestamp of 0 or one that repeats the previous
+    are dropped, as are parts of a single record. The file's counts by cause go on its first
+    recording (``dropped``), the first lines of each in ``extra``."""
     out = []
     dropped: Dict[str, int] = {c: int(v["records"]) for c, v in parsed.skipped.items()}
     # Rows grouped by user, file order kept within each (a stable sort: the file holds each
@@ -390,7 +392,7 @@ def _recordings(parsed: Records, source: Source) -> List[Recording]:
     order = np.argsort(parsed.user, kind="stable")
     bounds = np.flatnonzero(np.diff(parsed.user[order])) + 1
     for rows in np.split(order, bounds) if order.size else []:
-        user = parsed.user[rows[0]]
+        user = int(parsed.user[rows[0]])
         t = parsed.timestamp_ns[rows]
         zero = t == 0
         repeat = np.zeros(rows.size, bool)
@@ -398,28 +400,58 @@ def _recordings(parsed: Records, source: Source) -> List[Recording]:
         _count(dropped, "zero_timestamp", zero.sum())
         _count(dropped, "repeated_timestamp", (repeat & ~zero).sum())
         keep = rows[~zero & ~repeat]
-        t = parsed.timestamp_ns[keep]
-        cut = np.flatnonzero(_new_part(np.diff(t))) + 1
-        bounds = np.concatenate(([0], cut, [keep.size]))
-        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-            part = keep[a:b]
-            if part.size < 2:
-                _count(dropped, "single_record_part", part.size)
-                continue
-            start = parsed.timestamp_ns[part[0]] * 1e-9
-            if part[-1] - part[0] + 1 == part.size:     # consecutive rows (usual): views
-                part = slice(int(part[0]), int(part[-1]) + 1)
-            out.append(Recording(
-                f"{source.name}#user{int(user)}.{k + 1}", int(user),
-                start + np.arange(b - a) / RATE_HZ, parsed.xyz[part], CHANNELS,
-                parsed.activity[part], ACTIVITIES, RATE_HZ, even=True, size=source.size,
-                extra={"user": int(user), "part": k + 1}))
+        first = np.concatenate(([0], np.flatnonzero(_new_part(
+            np.diff(parsed.timestamp_ns[keep]))) + 1))              # each part's first row
+        size = np.diff(np.concatenate((first, [keep.size])))
+        _count(dropped, "single_record_part", int((size == 1).sum()))
+        if (size == 1).any():
+            keep = keep[np.repeat(size > 1, size)]
+            first = np.concatenate(([0], np.cumsum(size[size > 1])[:-1]))
+        if not keep.size:
+            continue
+        new_part = np.zeros(keep.size, bool)
+        new_part[first] = True
+        seconds = _Clock().times(parsed.timestamp_ns[keep], new_part)
+        if keep[-1] - keep[0] + 1 == keep.size:                  # consecutive rows: views
+            keep = slice(int(keep[0]), int(keep[-1]) + 1)
+        out.append(Recording(
+            f"{source.name}#user{user}", user, seconds, parsed.xyz[keep], CHANNELS,
+            parsed.activity[keep], ACTIVITIES, RATE_HZ, even=True, size=source.size,
+            extra={"user": user, "parts": int(first.size)}))
     if out:
         out[0].dropped = dropped
         if parsed.skipped:
             out[0].extra["first_lines_skipped"] = {c: v["lines"]
                                                    for c, v in parsed.skipped.items()}
     return out
+
+
+class _Clock:
+    """Seconds of one stream of kept records (a user's, in file order), fed in pieces: a part
+    starts at its first record's own time, or MAX_STEP_S + 1 / RATE_HZ after the previous
+    record when its own time is not later than that (the clock went back, or the even grid ran
+    ahead of the jittery one); within a part records are 1 / RATE_HZ apart."""
+
+    def __init__(self) -> None:
+        self.start: Optional[float] = None     # seconds of the current part's first record
+        self.count = 0                         # records of the current part so far
+
+    def times(self, raw_ns: np.ndarray, new_part: np.ndarray) -> np.ndarray:
+        """float64 seconds ``[n]`` of records with raw timestamps ``raw_ns`` (ns) and
+        ``new_part`` (bool: the record starts a part; the first one ever always does)."""
+        out = np.empty(raw_ns.size)
+        starts = np.flatnonzero(new_part).tolist()
+        bounds = sorted(set([0] + starts + [raw_ns.size]))
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if self.start is None or new_part[a]:
+                own = raw_ns[a] * 1e-9
+                if self.start is not None:
+                    end = self.start + (self.count - 1) / RATE_HZ
+                    own = max(own, end + MAX_STEP_S + 1.0 / RATE_HZ)
+                self.start, self.count = own, 0
+            out[a:b] = self.start + (self.count + np.arange(b - a)) / RATE_HZ
+            self.count += b - a
+        return out
 
 
 def _new_part(step_ns: np.ndarray) -> np.ndarray:
@@ -434,7 +466,8 @@ def _count(counts: Dict[str, int], cause: str, n) -> None:
 
 class _Rows(RowParser):
     """Streaming WISDM text: records of any user, in order, as rows (the user is ignored),
-    timed like :func:`_recordings`: evenly at RATE_HZ, a pause or a step back a gap."""
+    timed like :func:`_recordings` (:class:`_Clock`): evenly at RATE_HZ, a pause or a step
+    back a gap."""
 
     channels = CHANNELS
     rate_hz = RATE_HZ
@@ -444,7 +477,7 @@ class _Rows(RowParser):
         self.label_names = list(ACTIVITIES)
         self._last: Optional[int] = None        # raw timestamp of the previous record
         self._kept: Optional[int] = None        # ... of the previous record kept
-        self._clock = 0.0                       # seconds given to the previous record kept
+        self._clock = _Clock()
         self.skipped: Dict[str, Dict[str, object]] = {}
 
     def parse(self, data: bytes):
@@ -464,9 +497,6 @@ class _Rows(RowParser):
             return np.empty(0), parsed.activity[keep], parsed.xyz[keep]
         before = t[0] if self._kept is None else self._kept
         gap = _new_part(np.diff(np.concatenate(([before], t))))
-        if self._kept is None:
-            self._clock, gap[0] = t[0] * 1e-9 - 1.0 / RATE_HZ, False
-        seconds = self._clock + np.cumsum(np.where(gap, MAX_STEP_S + 1.0 / RATE_HZ,
-                                                   1.0 / RATE_HZ))
-        self._kept, self._clock = int(t[-1]), float(seconds[-1])
+        seconds = self._clock.times(t, gap)
+        self._kept = int(t[-1])
         return seconds, parsed.activity[keep], parsed.xyz[keep]
