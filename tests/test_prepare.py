@@ -377,6 +377,20 @@ def test_split_written_and_normalized_piece_by_piece(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)
 
 
+def _assert_fits_and_writes_as(ws, whole: np.ndarray, folder: Path, chunk_rows: int) -> None:
+    """The streamed windows ``ws`` give the statistics and the file bytes of ``whole``, the
+    same windows materialized ``[N, T, C]``."""
+    from data_prep import store
+    from data_prep.splits import fit_normalization
+
+    mean, std = fit_normalization(ws, chunk_rows=chunk_rows)
+    flat = whole.reshape(-1, whole.shape[-1]).astype(np.float64)
+    np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(std, flat.std(0), rtol=1e-12)
+    store.write_split(folder, "train", ws, np.zeros(len(ws)), np.full(len(ws), 101))
+    np.testing.assert_array_equal(np.load(folder / "x_train.npy"), whole)
+
+
 def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypatch):
     """prepare cuts all activity runs of a recording in one go (views of one copy of its rows)
     and writes a split with two threads, each into its half of the file. The windows, their
@@ -384,7 +398,6 @@ def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypa
     the shared rows (rows between runs weigh 0) and the file written in halves, in many
     chunks, must equal those of the materialized windows."""
     from data_prep import store, transform
-    from data_prep.splits import fit_normalization
     from data_prep.transform import Preprocessing, StreamedWindows, cut, cut_runs
 
     rng = np.random.default_rng(11)
@@ -404,14 +417,8 @@ def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypa
                 np.testing.assert_array_equal(w.first_row, v.first_row)
                 assert w.dropped_nan == v.dropped_nan and w.steps == v.steps
             assert (sum(w.dropped_nan for w in runs) > 0) == missing
-            whole = np.concatenate([w.x for w in alone])
-            ws = StreamedWindows(runs, 16, 3)
-            mean, std = fit_normalization(ws, chunk_rows=50)
-            flat = whole.reshape(-1, 3).astype(np.float64)
-            np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-12)
-            np.testing.assert_allclose(std, flat.std(0), rtol=1e-12)
-            store.write_split(tmp_path, "train", ws, np.zeros(len(ws)), np.full(len(ws), 1))
-            np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)
+            _assert_fits_and_writes_as(StreamedWindows(runs, 16, 3),
+                                       np.concatenate([w.x for w in alone]), tmp_path, 50)
     empty = StreamedWindows([], 16, 3)
     store.write_split(tmp_path, "val", empty, np.zeros(0), np.zeros(0))
     assert np.load(tmp_path / "x_val.npy").shape == (0, 16, 3)
@@ -422,8 +429,6 @@ def test_window_set_streams_the_windows_that_cut_gives(tmp_path):
     by how many windows hold them and cuts the windows chunk by chunk into the file. Both must
     equal the materialized windows: same statistics, same bytes, also across dropped (NaN)
     windows, uneven starts, chunk edges and a stride above the window."""
-    from data_prep import store
-    from data_prep.splits import fit_normalization
     from data_prep.transform import Preprocessing, StreamedWindows, cut
 
     rng = np.random.default_rng(3)
@@ -440,12 +445,7 @@ def test_window_set_streams_the_windows_that_cut_gives(tmp_path):
         for chunk_bytes in (1, window * 3 * 4 * 3, 1 << 20):
             np.testing.assert_array_equal(
                 np.concatenate([c.copy() for c in ws.chunks(chunk_bytes)]), whole)
-        mean, std = fit_normalization(ws, chunk_rows=7)
-        flat = whole.reshape(-1, 3).astype(np.float64)
-        np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-12)
-        np.testing.assert_allclose(std, flat.std(0), rtol=1e-12)
-        store.write_split(tmp_path, "train", ws, np.zeros(len(ws)), np.full(len(ws), 101))
-        np.testing.assert_array_equal(np.load(tmp_path / "x_train.npy"), whole)
+        _assert_fits_and_writes_as(ws, whole, tmp_path, 7)
     # Kept starts 0, 5, 6, 15: the first step and the span agree with an even spacing of 5,
     # but the windows are not evenly spaced.
     rows = np.arange(19 * 2, dtype=np.float32).reshape(19, 2)
