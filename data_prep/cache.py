@@ -1,10 +1,11 @@
 """The parse cache: recordings an adapter parsed, kept on disk by content hash.
 
-Layout (``<cache_dir>/<dataset>/v3``)::
+Layout (``<cache_dir>/<dataset>/v4``)::
 
     <sha256>[-<options key>]/recordings.json   one entry per recording of the file: name,
-                                               subject, channels, label_names, rate_hz, hold,
-                                               filled, extra, dropped
+                                               source (the file it was parsed from), subject,
+                                               channels, label_names, rate_hz, hold, filled,
+                                               extra, dropped
     <sha256>[-<options key>]/<i>.timestamp.npy float64 [n]    seconds
     <sha256>[-<options key>]/<i>.labels.npy    int32 [n]      index into label_names, -1 none
     <sha256>[-<options key>]/<i>.signals.npy   float32 [n, C] gap-filled when ``filled``
@@ -31,7 +32,8 @@ import numpy as np
 from data_prep.datasets.base import Recording
 from harkit.files import default_permissions, write_atomic
 
-CACHE_VERSION = "v3"  # bump when the cached arrays or records change meaning
+CACHE_VERSION = "v4"  # bump when the cached arrays or records change meaning (v4: WISDM
+#                      one recording per user; a source per entry)
 
 
 def default_cache_dir() -> Path:
@@ -77,14 +79,16 @@ class ParseCache:
                 self._held = False
         return self._held
 
-    def load(self, sha: str) -> Optional[List[Recording]]:
+    def load(self, sha: str, source_name: str = "") -> Optional[List[Recording]]:
+        """The recordings cached under ``sha``; named after ``source_name`` (the file being
+        read: the entry may have been made from another file with the same bytes)."""
         entry = self._entry(sha)
         if entry is None or not (entry / "recordings.json").is_file():
             return None
         try:
             records = json.loads((entry / "recordings.json").read_text())
             return [Recording(
-                name=r["name"], subject=r["subject"],
+                name=_renamed(r["name"], r.get("source", ""), source_name), subject=r["subject"],
                 timestamp_s=np.load(entry / f"{i}.timestamp.npy"),
                 signals=np.load(entry / f"{i}.signals.npy", mmap_mode="r"),
                 channels=tuple(r["channels"]),
@@ -97,8 +101,9 @@ class ParseCache:
         except (OSError, ValueError, KeyError):
             return None
 
-    def store(self, index_key: str, recordings: List[Recording]) -> None:
-        """Keep ``recordings`` (all of one file, same ``sha256``) under their hash."""
+    def store(self, index_key: str, recordings: List[Recording], source_name: str = "") -> None:
+        """Keep ``recordings`` (all of one file, ``source_name``, same ``sha256``) under their
+        hash."""
         if not recordings:
             return
         sha = recordings[0].sha256
@@ -114,7 +119,7 @@ class ParseCache:
                 np.save(tmp / f"{i}.timestamp.npy", rec.timestamp_s)
                 np.save(tmp / f"{i}.labels.npy", rec.labels.astype(np.int32))
                 np.save(tmp / f"{i}.signals.npy", rec.signals)
-                records.append({"name": rec.name, "subject": rec.subject,
+                records.append({"name": rec.name, "source": source_name, "subject": rec.subject,
                                 "channels": list(rec.channels),
                                 "label_names": list(rec.label_names), "rate_hz": rec.rate_hz,
                                 "hold": list(rec.hold), "even": rec.even,
@@ -138,3 +143,10 @@ class ParseCache:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.root / "index.json", json.dumps(self._index))
         self._dirty = False
+
+
+def _renamed(name: str, cached_source: str, source_name: str) -> str:
+    """A cached recording's name made the reading file's: ``<file>#<suffix>`` keeps its suffix."""
+    if source_name and cached_source and name.startswith(cached_source):
+        return source_name + name[len(cached_source):]
+    return name

@@ -52,6 +52,12 @@ class SignalBuffers:
         flat = buf[:need].view(dtype)
         return flat if not width else flat.reshape(width, rows).T
 
+    @property
+    def in_use(self) -> int:
+        """Buffers given out and not handed back yet."""
+        with self._lock:
+            return len(self._mine) - len(self._free)
+
     def give(self, array: np.ndarray) -> None:
         """Take back the buffer under ``array`` (when it is one of these); ``array`` must not
         be used after."""
@@ -71,13 +77,13 @@ def read_source(adapter: Dataset, source: Source, opts, cache: ParseCache,
     ``for_prepare`` False (``har predict``) labels and subjects may be absent, and what is
     parsed then is not cached."""
     sha = cache.known_hash(source.index_key)
-    recordings = cache.load(sha) if sha is not None else None
+    recordings = cache.load(sha, source.name) if sha is not None else None
     if recordings is None:
         data = source.read_bytes()
         hashing = None
         if cache.holds_entries():     # the same bytes may be cached under another file's name
             sha = hashlib.sha256(data).hexdigest()
-            recordings = cache.load(sha)
+            recordings = cache.load(sha, source.name)
         else:                         # nothing to look up: hash while the adapter parses
             hashing = _Hashing(data)
         if recordings is not None:
@@ -91,7 +97,7 @@ def read_source(adapter: Dataset, source: Source, opts, cache: ParseCache,
                     rec.on_release = buffers.give
                 condition(rec, rate_hz)
             if adapter.cacheable and for_prepare:
-                cache.store(source.index_key, recordings)
+                cache.store(source.index_key, recordings, source.name)
     for rec in recordings:
         rec.subject = adapter.subject_of(source, rec.subject)
         rec.size = source.size

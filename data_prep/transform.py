@@ -75,10 +75,6 @@ class Windows:
     dropped_nan: int       # windows dropped for holding NaN
     #: Steps between consecutive starts when they are evenly spaced (0: not known to be).
     spacing: int = 0
-    #: The NaN-free rows ``series`` is a view of, shared by the stretches of one recording
-    #: (None: ``series`` is its own copy), and the row of ``origin`` that is ``series[0]``.
-    origin: Optional[np.ndarray] = None
-    offset: int = 0
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
@@ -170,8 +166,7 @@ def cut_runs(signals: np.ndarray, starts: np.ndarray, stops: np.ndarray, prep: P
             kept = every[:n][windows.complete_starts(series, every[:n], window)]
             dropped = n - kept.size
         out.append(Windows(series, kept, window, a + kept, dropped,
-                           spacing=stride if dropped == 0 else 0,
-                           origin=rows if nan_free else None, offset=a - lo))
+                           spacing=stride if dropped == 0 else 0))
     return out
 
 
@@ -185,7 +180,7 @@ class StreamedWindows:
     """The windows of many stretches as one virtual float32 ``[N, T, C]`` array that is never
     built whole: :meth:`fill` cuts any range of them into a buffer, :meth:`chunks` all of them,
     in order, into one reused buffer (what :func:`data_prep.store.write_split` writes), and
-    :meth:`weighted_rows` gives the stretches' rows with their window counts (what train-only
+    :meth:`weighted_rows` gives each stretch's rows with their window counts (what train-only
     normalization is fitted on). A split's windows overlap (stride < window), so this holds a
     fraction of their bytes."""
 
@@ -225,33 +220,17 @@ class StreamedWindows:
             yield self.fill(lo, min(lo + per, self.shape[0]), buf)
 
     def weighted_rows(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        """``(rows [k, C], windows holding each row int64 [k])``: the rows of the stretches
-        that some window holds (or rows no window holds, with weight 0, where they are known
-        to hold no NaN). Stretches that are views of one recording's NaN-free rows
-        (``Windows.origin``) come as that recording's rows, in one piece."""
-        parts = self.parts
-        i = 0
-        while i < len(parts):
-            origin = parts[i].origin
-            j = i + 1
-            if origin is not None:
-                while j < len(parts) and parts[j].origin is origin:
-                    j += 1
-                window = parts[i].window
-                firsts = np.concatenate([p.offset + p.starts for p in parts[i:j]])
-                lo, hi = int(firsts.min()), int(firsts.max()) + window
-                weight = windows.coverage(firsts - lo, window, hi - lo)
-                yield origin[lo:hi], weight
-            else:
-                part = parts[i]
-                first, last = int(part.starts[0]), int(part.starts[-1]) + part.window
-                rows, weight = part.series[first:last], part.coverage()[first:last]
-                if weight.min() > 0:
-                    yield rows, weight              # a view: every row between is in a window
-                else:                               # holes: dropped windows, or stride > window
-                    held = weight > 0
-                    yield rows[held], weight[held]
-            i = j
+        """``(rows [k, C], windows holding each row int64 [k])`` per stretch: its rows that
+        some window holds (so never a NaN or an inf that no window holds). One block per
+        stretch keeps the sums in the order, and so to the bit, of the windows' own rows."""
+        for part in self.parts:
+            first, last = int(part.starts[0]), int(part.starts[-1]) + part.window
+            rows, weight = part.series[first:last], part.coverage()[first:last]
+            if weight.min() > 0:
+                yield rows, weight              # a view: every row between is in a window
+            else:                               # holes: dropped windows, or stride > window
+                held = weight > 0
+                yield rows[held], weight[held]
 
 
 def stretches(timestamp_s: np.ndarray, labels: np.ndarray, by_label: bool, rate_hz: float

@@ -327,3 +327,48 @@ def test_parse_memory_is_reused_only_when_it_is_the_pools_own():
     again = pool.take(50, dtype=np.int64)
     assert np.shares_memory(again, signals)
     assert not np.shares_memory(pool.take(10), foreign)
+
+
+def test_parse_memory_comes_back_for_every_layout_of_a_file(tmp_path):
+    """Whatever the grouping (one recording, a recording column holding one value or two),
+    every pooled buffer a parse takes is handed back once its recordings are released."""
+    from data_prep.cache import ParseCache
+    from data_prep.datasets import get_dataset
+    from data_prep.read import SignalBuffers, read_source
+    from data_prep.sources import file_source
+
+    one = write_subject(tmp_path / "one.csv", "P01", seed=0, extra={"session": "s1"})
+    two = tmp_path / "two.csv"
+    two.write_text(one.read_text() + "".join(
+        line.replace(",s1", ",s2") + "\n" for line in one.read_text().splitlines()[1:]))
+    adapter = get_dataset("csv")
+    for path, recording_col in ((one, ""), (one, "session"), (two, "session")):
+        opts = _options(tmp_path / "out", recording_col=recording_col)
+        pool = SignalBuffers()
+        recs = read_source(adapter, file_source(path), opts, ParseCache(None, "csv"), pool)
+        assert pool.in_use > 0
+        for rec in recs:
+            rec.release()
+        assert pool.in_use == 0, (path.name, recording_col)
+
+
+def test_a_copy_of_a_file_is_named_after_itself_cold_or_warm(tmp_path):
+    """Two files with the same bytes share a parse-cache entry; each recording is still named
+    after the file it was read from, on the first run and when the cache answers."""
+    import shutil
+
+    raw = tmp_path / "raw"
+    first = write_subject(raw / "P01.csv", "P01", seed=0, extra={"session": "s1"}).read_text()
+    (raw / "P01.csv").write_text(first + "".join(                     # two sessions
+        line.replace(",s1", ",s2") + "\n" for line in first.splitlines()[1:]))
+    shutil.copy(raw / "P01.csv", raw / "P01-copy.csv")
+    write_subject(raw / "P02.csv", "P02", seed=1, extra={"session": "s1"})
+    names = []
+    for run in ("cold", "warm"):
+        opts = _options(tmp_path / run, recording_col="session", val_subjects=[],
+                        test_subjects=[])
+        meta = prepare(raw, opts, cache_dir=tmp_path / "cache")
+        names.append(sorted(s["file"] for s in meta["sources"]))
+    assert names[0] == names[1] == sorted(
+        [str(raw / f) + s for f in ("P01.csv", "P01-copy.csv") for s in ("#s1", "#s2")]
+        + [str(raw / "P02.csv")])

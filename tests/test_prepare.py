@@ -396,8 +396,10 @@ def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypa
     and writes a split with two threads, each into its half of the file. The windows, their
     first rows and the NaN drops must equal cutting each run alone; the statistics fitted on
     the shared rows (rows between runs weigh 0) and the file written in halves, in many
-    chunks, must equal those of the materialized windows."""
+    chunks, must equal those of the materialized windows (to the bit), and a value no window
+    holds (an inf between runs) must not reach them."""
     from data_prep import store, transform
+    from data_prep.splits import fit_normalization
     from data_prep.transform import Preprocessing, StreamedWindows, cut, cut_runs
 
     rng = np.random.default_rng(11)
@@ -405,6 +407,7 @@ def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypa
     starts = np.array([0, 130, 131, 300, 520, 700])
     stops = np.array([120, 131, 290, 515, 700, 900])          # rows 120-130 etc. in no run
     monkeypatch.setattr(transform, "CHUNK_BYTES", 7 * 16 * 3 * 4)   # 7 windows a chunk
+    signals[125, 0] = np.inf                                  # in no run: must not count
     for missing in (False, True):
         if missing:
             signals[[40, 333], [1, 2]] = np.nan
@@ -419,6 +422,9 @@ def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypa
             assert (sum(w.dropped_nan for w in runs) > 0) == missing
             _assert_fits_and_writes_as(StreamedWindows(runs, 16, 3),
                                        np.concatenate([w.x for w in alone]), tmp_path, 50)
+            for a, b in zip(fit_normalization(StreamedWindows(runs, 16, 3)),
+                            fit_normalization(StreamedWindows(alone, 16, 3))):
+                np.testing.assert_array_equal(a, b)               # to the bit, as before
     empty = StreamedWindows([], 16, 3)
     store.write_split(tmp_path, "val", empty, np.zeros(0), np.zeros(0))
     assert np.load(tmp_path / "x_val.npy").shape == (0, 16, 3)

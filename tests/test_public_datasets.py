@@ -98,6 +98,21 @@ def test_wisdm_reports_the_first_bad_lines_in_file_order():
             "records": len(bad), "lines": [i + 1 for i in bad[:wisdm.REPORTED_LINES]]}
 
 
+def test_wisdm_first_record_is_not_taken_for_a_cut_short_copy_and_inf_is_a_value():
+    """A cut-short record that is the start of the file's first record is reported at its own
+    line, not line 1; infinite values are values (kept, as the record-by-record path keeps
+    them), only NaN or an empty field is ``empty_value``."""
+    text = (b"7,Jogging,1000000000000,1.25,-2.5,9.75;\n"
+            b"7,Jogging,1000050000000,inf,-inf,9.75;\n"
+            b"7,Jogging,1000000000000,1.25\n"
+            b"7,Jogging,1000100000000,1.5,NaN,9.5;\n")
+    for label, body in (("fast", text), ("slow", text + b"7,Jogging,1000150000000,x,1,2;\n")):
+        parsed = wisdm.parse_records(body)
+        assert parsed.skipped["cut_short"] == {"records": 1, "lines": [3]}, label
+        assert parsed.skipped["empty_value"] == {"records": 1, "lines": [4]}, label
+        assert parsed.user.size == 2 and np.isinf(parsed.xyz[1, :2]).all(), label
+
+
 def test_wisdm_records_become_lines_across_block_edges():
     """The vectorized rewrite of the raw text (``;`` a newline, a ``,`` before it dropped)
     equals the plain bytes rewrite, also where a ``,;`` straddles two blocks."""

@@ -468,8 +468,8 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
             name, subject, ts, signals, tuple(table.channels), labels, tuple(names), rate,
             size=source.size, extra={"recording": recording} if recording is not None else {},
             even=even))
-    if buffers is not None and len(groups) > 1:         # the whole file's: no longer needed
-        for array in (time, codes):
+    if buffers is not None and groups[0][1] is not None:   # rows were copied out of the
+        for array in (time, codes):                         # whole file's: no longer needed
             if array is not None:
                 buffers.give(array)
     return recordings

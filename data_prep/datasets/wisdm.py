@@ -176,8 +176,11 @@ def parse_records(data, first_line: int = 1) -> Records:
         to_numpy(table.column(c), xyz[:, j])
     activity = _activity_codes(table.column("activity"))
     del table
-    with np.errstate(invalid="ignore"):            # (inf - inf is NaN too: counted empty)
-        empty = np.isnan(xyz[:, 0] + xyz[:, 1] + xyz[:, 2]) | (activity == NO_ACTIVITY)
+    with np.errstate(invalid="ignore"):
+        empty = np.isnan(xyz[:, 0] + xyz[:, 1] + xyz[:, 2])   # NaN when a value is (or inf-inf)
+    maybe = np.flatnonzero(empty)
+    empty[maybe] = np.isnan(xyz[maybe]).any(axis=1)          # only a NaN value makes it empty
+    empty |= activity == NO_ACTIVITY
     for column in (user, stamp):                      # float only when a value is missing
         if column.dtype.kind == "f":
             empty |= np.isnan(column)
@@ -306,7 +309,7 @@ class _LineFinder:
             pos = after.get(needle, 0) if not ordered else (
                 offsets[-1][1] if offsets else 0)
             found = self.data.find(needle, pos)
-            while whole and found > 0 and not self._whole(found, len(needle)):
+            while whole and found >= 0 and not self._whole(found, len(needle)):
                 found = self.data.find(needle, found + 1)
             found = max(found, 0)                          # (cannot fail: the text has it)
             offsets.append((found, found + len(needle)))
