@@ -222,11 +222,21 @@ class StreamedWindows:
     def weighted_rows(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
         """``(rows [k, C], windows holding each row int64 [k])`` per stretch: its rows that
         some window holds (so never a NaN or an inf that no window holds). One block per
-        stretch keeps the sums in the order, and so to the bit, of the windows' own rows."""
-        for part in self.parts:
-            first, last = int(part.starts[0]), int(part.starts[-1]) + part.window
-            rows, weight = part.series[first:last], part.coverage()[first:last]
-            if weight.min() > 0:
+        stretch keeps the sums in the order, and so to the bit, of the windows' own rows; the
+        counts of all stretches are computed at once."""
+        if not self.parts:
+            return
+        window = self.shape[1]
+        first = np.array([int(p.starts[0]) for p in self.parts], np.int64)
+        span = np.array([int(p.starts[-1]) for p in self.parts], np.int64) - first + window
+        at = np.concatenate(([0], np.cumsum(span)))
+        starts = np.concatenate([p.starts - f + o for p, f, o in zip(self.parts, first, at)])
+        counts = windows.coverage(starts, window, int(at[-1]))
+        whole = np.minimum.reduceat(counts, at[:-1]) > 0
+        for part, f, n, o, full in zip(self.parts, first.tolist(), span.tolist(),
+                                       at.tolist(), whole.tolist()):
+            rows, weight = part.series[f:f + n], counts[o:o + n]
+            if full:
                 yield rows, weight              # a view: every row between is in a window
             else:                               # holes: dropped windows, or stride > window
                 held = weight > 0
