@@ -113,6 +113,21 @@ def test_wisdm_first_record_is_not_taken_for_a_cut_short_copy_and_inf_is_a_value
         assert parsed.user.size == 2 and np.isinf(parsed.xyz[1, :2]).all(), label
 
 
+def test_wisdm_reports_the_flawed_record_not_a_neighbour_with_its_timestamp():
+    """Records with an empty value or an unknown activity are found by their timestamp; a
+    whole record just before with the same timestamp (the phones repeat them) is not the one
+    reported. Fast and record-by-record paths agree."""
+    text = (b"7,Jogging,1000000000000,1.0,2.0,3.0;\n"
+            b"7,Jogging,1000050000000,1.0,2.0,3.0;\n"
+            b"7,Jogging,1000050000000,1.0,,3.0;\n"                 # empty, as line 2's time
+            b"7,Jogging,1000100000000,1.0,2.0,3.0,;\n"
+            b"7,Running,1000100000000,1.0,2.0,3.0;\n")            # unknown, as line 4's time
+    for label, body in (("fast", text), ("slow", text + b"7,Jogging,1000150000000,x,1,2;\n")):
+        parsed = wisdm.parse_records(body)
+        assert parsed.skipped["empty_value"] == {"records": 1, "lines": [3]}, label
+        assert parsed.skipped["unknown_activity"] == {"records": 1, "lines": [5]}, label
+
+
 def test_wisdm_records_become_lines_across_block_edges():
     """The vectorized rewrite of the raw text (``;`` a newline, a ``,`` before it dropped)
     equals the plain bytes rewrite, also where a ``,;`` straddles two blocks."""

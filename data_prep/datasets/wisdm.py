@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -189,7 +189,9 @@ def parse_records(data, first_line: int = 1) -> Records:
         if mask.any():                                 # (the table is in file order)
             counts[cause] = int(mask.sum())
             lines[cause] = finder.lines([b",%d," % int(stamp[i]) if stamp[i] == stamp[i]
-                                         else b",," for i in np.flatnonzero(mask)[:REPORTED_LINES]])
+                                         else b",," for i in np.flatnonzero(mask)[:REPORTED_LINES]],
+                                        holds=_has_empty_value if cause == "empty_value"
+                                        else _has_unknown_activity)
     skipped = {cause: {"records": counts[cause], "lines": lines[cause]}
                for cause in ("cut_short", "too_many_fields", "empty_value", "unknown_activity")
                if cause in lines}
@@ -289,6 +291,17 @@ def _activity_codes(column) -> np.ndarray:
     return lookup[codes.astype(np.int64)]
 
 
+def _has_empty_value(fields: List[bytes]) -> bool:
+    """A record of 6 fields with an empty one or a NaN value (``empty_value``)."""
+    return len(fields) == 6 and any(not f.strip() or f.strip().lower() == b"nan"
+                                    for f in fields)
+
+
+def _has_unknown_activity(fields: List[bytes]) -> bool:
+    """A record of 6 fields whose activity is not one of WISDM's (``unknown_activity``)."""
+    return len(fields) == 6 and fields[1].strip().decode("utf-8", "replace") not in ACTIVITIES
+
+
 class _LineFinder:
     """File line numbers of reported records, looked up only when asked: each record is
     searched for, and the newlines before them counted in one forward pass."""
@@ -297,19 +310,22 @@ class _LineFinder:
         self.data, self.first_line = data, first_line
         self.raw = np.frombuffer(data, np.uint8)
 
-    def lines(self, needles: List[bytes], whole: bool = False, ordered: bool = True
-              ) -> List[int]:
+    def lines(self, needles: List[bytes], whole: bool = False, ordered: bool = True,
+              holds: Optional[Callable[[List[bytes]], bool]] = None) -> List[int]:
         """The lines of occurrences of ``needles``, in file order. ``ordered``: the needles are
         in file order (each is searched for after the one before); else each is found from the
         start (a repeated one at its next occurrence) and the lines come sorted. ``whole``: a
         needle is a whole record (it starts the text or follows a ``;`` or newline, and a
-        ``;``, ``,;`` or the line's end follows it), not part of a longer one."""
+        ``;``, ``,;`` or the line's end follows it), not part of a longer one. ``holds``: only
+        an occurrence inside a record whose fields pass it counts (a timestamp also appears in
+        the records around a flawed one)."""
         offsets, after = [], {}
         for needle in needles:
             pos = after.get(needle, 0) if not ordered else (
                 offsets[-1][1] if offsets else 0)
             found = self.data.find(needle, pos)
-            while whole and found >= 0 and not self._whole(found, len(needle)):
+            while found >= 0 and (whole and not self._whole(found, len(needle))
+                                  or holds is not None and not holds(self._fields(found))):
                 found = self.data.find(needle, found + 1)
             found = max(found, 0)                          # (cannot fail: the text has it)
             offsets.append((found, found + len(needle)))
@@ -322,6 +338,17 @@ class _LineFinder:
             out.append(line)
             at = max(at, offset)
         return out
+
+    def _fields(self, offset: int) -> List[bytes]:
+        """The fields of the record holding byte ``offset`` (a ``,`` before its ``;`` is not
+        a field)."""
+        start = max(self.data.rfind(b"\n", 0, offset), self.data.rfind(b";", 0, offset)) + 1
+        ends = [e for e in (self.data.find(b";", offset), self.data.find(b"\n", offset))
+                if e >= 0]
+        fields = bytes(self.data[start:min(ends) if ends else len(self.data)]).split(b",")
+        if len(fields) == 7 and not fields[-1].strip():
+            fields.pop()
+        return fields
 
     def _whole(self, offset: int, size: int) -> bool:
         before = self.raw[offset - 1] if offset else ord("\n")
