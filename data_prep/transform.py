@@ -91,11 +91,6 @@ class Windows:
             return np.empty((0, self.window, self.series.shape[1]), np.float32)
         return windows.gather(self.series, self.starts, self.window)
 
-    def coverage(self) -> np.ndarray:
-        """int64 ``[steps]``: how many windows hold each step (its weight in statistics over
-        the windows, which overlap when the stride is below the window)."""
-        return windows.coverage(self.starts, self.window, self.steps)
-
     def cut_into(self, out: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Windows ``lo .. hi-1`` written into ``out[:hi - lo]`` (C-contiguous float32
         ``[>= hi - lo, T, C]``); returns that slice. Evenly spaced starts (the usual case) are
