@@ -29,13 +29,19 @@ class Run:
         return self.stop - self.start
 
 
+def gaps(step_s: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Bool per step between consecutive rows: a gap (over 1.5 nominal periods, or not
+    forward in time)."""
+    return (step_s > GAP_FACTOR / rate_hz) | (step_s <= 0)
+
+
 def segments(timestamp_s: np.ndarray, rate_hz: float) -> List[Tuple[int, int]]:
     """``[(start, stop), ...]`` of rows without timestamp gaps (step > 1.5 / rate_hz or ≤ 0)."""
     n = timestamp_s.shape[0]
     if n == 0:
         return []
     step = np.diff(timestamp_s)
-    breaks = np.flatnonzero((step > GAP_FACTOR / rate_hz) | (step <= 0)) + 1
+    breaks = np.flatnonzero(gaps(step, rate_hz)) + 1
     bounds = np.concatenate(([0], breaks, [n]))
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -63,9 +69,7 @@ def run_bounds(labels: np.ndarray, timestamp_s: np.ndarray, rate_hz: float
     if n == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     new = labels[1:] != labels[:-1]
-    step = np.diff(timestamp_s)
-    new |= step > GAP_FACTOR / rate_hz
-    new |= step <= 0
+    new |= gaps(np.diff(timestamp_s), rate_hz)
     bounds = np.flatnonzero(new) + 1
     return np.concatenate(([0], bounds)), np.concatenate((bounds, [n]))
 
@@ -115,9 +119,8 @@ def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequen
     """Fill missing values of ``signals [n, c]`` in place, segment by segment: linear
     interpolation along time, except ``hold_columns`` (e.g. heart rate), whose readings are held.
     Nothing crosses a timestamp gap, and nothing is extrapolated past a segment's edges except
-    held readings. Column-major ``signals`` make every column a contiguous view."""
-    if not has_nan(signals):
-        return                                       # nothing missing (the usual case)
+    held readings. Column-major ``signals`` make every column a contiguous view (callers skip
+    it when :func:`has_nan` says nothing is missing, the usual case)."""
     hold = set(hold_columns)
     for a, b in segments(timestamp_s, rate_hz):
         # One summing pass finds the columns holding a NaN (their sum is NaN); only those are

@@ -500,9 +500,10 @@ def _dictionary(column, buffers=None) -> Tuple[np.ndarray, List[str]]:
         for i, value in enumerate(values):
             name = "" if value is None else str(value).strip()
             if name:
-                lookup[i] = index.setdefault(name, len(index))
-                if lookup[i] == len(names):
+                if name not in index:
+                    index[name] = len(names)
                     names.append(name)
+                lookup[i] = index[name]
         indices = array_to_numpy(chunk.indices)
         if indices.dtype.kind == "f":                           # missing values
             indices = np.where(np.isnan(indices), len(values), indices).astype(np.intp)
@@ -523,7 +524,7 @@ def _only_value(column) -> Optional[str]:
         seen.update(str(v).strip() for v in chunk.dictionary.to_pylist())
         if len(seen) > 1:
             return None
-    return seen.pop() if seen and len(chunk.dictionary) else None
+    return seen.pop() if len(seen) == 1 else None
 
 
 def _groups(table: _Table, opts: CsvOptions, source: Source, n: int):

@@ -238,8 +238,13 @@ def _first_bad_rows(text: np.ndarray, bad: Dict[str, List[str]]) -> Dict[str, Li
     wanted = {cause for cause, rows in bad.items() if len(rows) > REPORTED_LINES}
     size = 1 << 20
     while wanted:
-        end = text.size if size >= text.size else int(
-            np.flatnonzero(text[:size] == ord("\n"))[-1:].sum()) + 1
+        end = text.size                                      # the prefix ends a line
+        if size < text.size:
+            newlines = np.flatnonzero(text[:size] == ord("\n"))
+            if not newlines.size:
+                size *= 4
+                continue
+            end = int(newlines[-1]) + 1
         found: Dict[str, List[str]] = {cause: [] for cause in bad}
         _read_lines(text[:end], found, ordered=True)
         if end == text.size or all(len(found[c]) >= REPORTED_LINES for c in wanted):
