@@ -10,7 +10,6 @@ parse cache (:mod:`data_prep.cache`) when the adapter allows it.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import Dict, List, Optional
 
@@ -19,7 +18,7 @@ import numpy as np
 from data_prep import resample, windows
 from data_prep.cache import ParseCache
 from data_prep.datasets.base import Dataset, Recording
-from data_prep.sources import Source
+from data_prep.sources import Source, sha256_hex
 
 
 class SignalBuffers:
@@ -36,9 +35,9 @@ class SignalBuffers:
         self._mine: Dict[int, np.ndarray] = {}      # every buffer made, kept: ids stay unique
         self._lock = threading.Lock()
 
-    def take(self, rows: int, width: int = 0, dtype=np.float32) -> np.ndarray:
-        """A ``[rows, width]`` column-major array of ``dtype`` (``width`` 0: ``[rows]``),
-        contents undefined."""
+    def take(self, rows: int, width: int = 0, dtype=np.float32, order: str = "F") -> np.ndarray:
+        """A ``[rows, width]`` array of ``dtype`` (``width`` 0: ``[rows]``), column-major
+        (``order`` "F") or row-major ("C"), contents undefined."""
         dtype = np.dtype(dtype)
         need = rows * max(width, 1) * dtype.itemsize
         with self._lock:
@@ -50,7 +49,9 @@ class SignalBuffers:
             with self._lock:
                 self._mine[id(buf)] = buf
         flat = buf[:need].view(dtype)
-        return flat if not width else flat.reshape(width, rows).T
+        if not width:
+            return flat
+        return flat.reshape(rows, width) if order == "C" else flat.reshape(width, rows).T
 
     @property
     def in_use(self) -> int:
@@ -82,14 +83,19 @@ def read_source(adapter: Dataset, source: Source, opts, cache: ParseCache,
         data = source.read_bytes()
         hashing = None
         if cache.holds_entries():     # the same bytes may be cached under another file's name
-            sha = hashlib.sha256(data).hexdigest()
+            sha = sha256_hex(data)
             recordings = cache.load(sha, source.name)
         else:                         # nothing to look up: hash while the adapter parses
             hashing = _Hashing(data)
         if recordings is not None:
             cache.remember(source.index_key, sha)
         else:
-            recordings = adapter.parse(data, source, opts, buffers, for_prepare)
+            try:
+                recordings = adapter.parse(data, source, opts, buffers, for_prepare)
+            except BaseException:
+                if hashing is not None:   # no thread may read the file once this call is over
+                    hashing.stop()
+                raise
             sha = hashing.hexdigest() if hashing is not None else sha
             for rec in recordings:
                 rec.sha256 = sha
@@ -112,15 +118,21 @@ class _Hashing:
 
     def __init__(self, data) -> None:
         self._digest = ""
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(data,), daemon=True)
         self._thread.start()
 
     def _run(self, data) -> None:
-        self._digest = hashlib.sha256(data).hexdigest()
+        self._digest = sha256_hex(data, self._stop)
 
     def hexdigest(self) -> str:
         self._thread.join()
         return self._digest
+
+    def stop(self) -> None:
+        """Give up (within one block) and wait for the thread to end."""
+        self._stop.set()
+        self._thread.join()
 
 
 def condition(rec: Recording, rate_hz: float = 0.0) -> None:
@@ -142,8 +154,6 @@ def condition(rec: Recording, rate_hz: float = 0.0) -> None:
         rec.labels = np.concatenate(labels)
         rec.rate_hz = float(rate_hz)
     if windows.has_nan(rec.signals):
-        if not rec.signals.flags.f_contiguous:
-            rec.signals = np.asfortranarray(rec.signals)     # fill_gaps works by column
         hold = [i for i, c in enumerate(rec.channels) if c in rec.hold]
         windows.fill_gaps(rec.timestamp_s, rec.signals, hold, rec.rate_hz)
     rec.filled = True

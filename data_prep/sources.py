@@ -8,11 +8,13 @@ memory-mapped, so parsing and hashing read the page cache in place.
 from __future__ import annotations
 
 import functools
+import hashlib
 import mmap
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 
 @dataclass
@@ -29,6 +31,30 @@ class Source:
     @property
     def subject(self):
         return self.info.get("subject")
+
+
+#: Bytes that :func:`sha256_hex` hashes at a time.
+HASH_BLOCK = 1 << 16
+
+
+def sha256_hex(data, stop: Optional[threading.Event] = None) -> str:
+    """The sha256 of ``data`` (any buffer: bytes, a memory map), as hex ("" when ``stop`` is
+    set before the end).
+
+    Each block is first copied into a small buffer that stays in the core's cache: SHA-256
+    straight from a large mapping is ~1.4x slower on the machines measured, its loads waiting
+    on memory, while the copy streams ahead."""
+    digest = hashlib.sha256()
+    view = memoryview(data).cast("B")
+    block = bytearray(min(HASH_BLOCK, len(view)))
+    held = memoryview(block)
+    for i in range(0, len(view), HASH_BLOCK):
+        if stop is not None and stop.is_set():
+            return ""
+        n = min(HASH_BLOCK, len(view) - i)
+        held[:n] = view[i:i + n]
+        digest.update(held[:n])
+    return digest.hexdigest()
 
 
 def map_file(path: Path):

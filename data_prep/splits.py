@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
@@ -42,63 +41,62 @@ def _order(subject):
     return (0, subject, "") if isinstance(subject, (int, np.integer)) else (1, 0, str(subject))
 
 
-def fit_normalization(x_train, chunk_rows: int = 1 << 16) -> Tuple[np.ndarray, np.ndarray]:
+def fit_normalization(x_train, chunk_rows: int = 1 << 14) -> Tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std, float64 ``[C]``, of the train windows: one array
     ``[N, T, C]``, a list of them (the pieces of one split), or a window source with
-    ``weighted_rows()`` (:class:`data_prep.transform.StreamedWindows`: each stretch's rows and
-    how many windows hold each row, so overlapping windows are summed from their rows, without
-    cutting them).
+    ``weighted_rows()`` (:class:`data_prep.transform.StreamedWindows`: rows and how many
+    windows hold each row, so overlapping windows are summed from their rows, without cutting
+    them).
 
-    Two passes over blocks of ``chunk_rows`` rows, accumulated in float64: the same figures as
-    ``x.reshape(-1, C).std(0, dtype=float64)`` without its float64 copy of the whole split. A
-    constant channel gets std 1 so that normalizing it cannot divide by zero.
+    One pass over blocks of up to ``chunk_rows`` rows (small enough to stay in a core's cache),
+    accumulated in float64 about a shift (the first block's mean), so that the squares lose no
+    precision to a large mean: the figures of ``x.reshape(-1, C).std(0, dtype=float64)`` to
+    ~1e-15 without its float64 copy of the whole split. A constant channel gets std 1 so that
+    normalizing it cannot divide by zero.
     """
     if hasattr(x_train, "weighted_rows"):
-        sources = [(rows, w.astype(np.float64)) for rows, w in x_train.weighted_rows()]
+        count = float(x_train.shape[0] * x_train.shape[1])
+        mean, std = _moments(x_train.weighted_rows(), count, x_train.shape[2], chunk_rows)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            # A row that no window holds may be NaN or inf: sum the windows' own rows only.
+            mean, std = _moments(x_train.weighted_rows(exact=True), count, x_train.shape[2],
+                                 chunk_rows)
     else:
         parts = [x_train] if isinstance(x_train, np.ndarray) else list(x_train)
-        sources = [(p.reshape(-1, p.shape[-1]), None) for p in parts]
-    channels = sources[0][0].shape[-1]
-    blocks = [(rows[i:i + chunk_rows], None if w is None else w[i:i + chunk_rows])
-              for rows, w in sources for i in range(0, rows.shape[0], chunk_rows)]
-    count = sum(b.shape[0] if w is None else w.sum() for b, w in blocks)
-    # Two threads, each summing one half of the blocks (numpy releases the GIL in each call):
-    # one task per thread, not per block, as a split holds thousands of short runs.
-    sizes = np.cumsum([b.shape[0] for b, _ in blocks])
-    half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1 if len(blocks) else 0
-    halves = [blocks[:half], blocks[half:]]
-
-    # Each thread works in one float64 scratch block, reused: a fresh temporary per block
-    # costs page faults that take longer than the arithmetic.
-    def sums(group):
-        total = np.zeros(channels)
-        scratch = np.empty((chunk_rows, channels))
-        for b, w in group:
-            if w is None:
-                total += b.sum(axis=0, dtype=np.float64)
-            else:
-                d = scratch[:b.shape[0]]
-                np.copyto(d, b)
-                total += w @ d
-        return total
-
-    def squares(group):
-        total = np.zeros(channels)
-        scratch = np.empty((chunk_rows, channels))
-        for b, w in group:
-            d = np.subtract(b, mean, out=scratch[:b.shape[0]])
-            if w is None:
-                total += np.einsum("ij,ij->j", d, d)
-            else:
-                d *= d
-                total += w @ d
-        return total
-
-    with ThreadPoolExecutor(2) as pool:
-        mean = sum(pool.map(sums, halves)) / count
-        std = np.sqrt(sum(pool.map(squares, halves)) / count)
+        flat = [p.reshape(-1, p.shape[-1]) for p in parts]
+        count = float(sum(rows.shape[0] for rows in flat))
+        mean, std = _moments(((rows, None) for rows in flat), count, parts[0].shape[-1],
+                             chunk_rows)
     std[~(std > 1e-8)] = 1.0
     return mean, std
+
+
+def _moments(weighted_rows, count: float, channels: int, chunk_rows: int):
+    """``(mean, std)`` of the rows of ``(rows [k, C], weight [k] or None)`` pairs, each row
+    counted ``weight`` times (None: once) out of ``count``."""
+    ones = np.ones(chunk_rows)
+    scratch = np.empty(chunk_rows * channels)     # reused: fresh memory costs page faults
+    shift = tiled = None
+    s1, s2 = np.zeros(channels), np.zeros(channels)
+    with np.errstate(invalid="ignore", over="ignore"):     # non-finite sums: the caller's
+        for rows, weight in weighted_rows:
+            for i in range(0, rows.shape[0], chunk_rows):
+                b = rows[i:i + chunk_rows]
+                w = ones[:b.shape[0]] if weight is None else weight[i:i + chunk_rows]
+                flat = scratch[:b.size]
+                d = flat.reshape(b.shape)
+                np.copyto(d, b)
+                if shift is None:
+                    shift = (d.T @ w) / max(float(w.sum()), 1.0)
+                    tiled = np.tile(shift, chunk_rows)
+                flat -= tiled[:b.size]   # whole blocks: numpy is slow along a short last axis
+                s1 += d.T @ w
+                flat *= flat
+                s2 += d.T @ w
+    if shift is None:
+        return np.zeros(channels), np.ones(channels)
+    delta = s1 / count
+    return shift + delta, np.sqrt(np.maximum(s2 / count - delta * delta, 0.0))
 
 
 def apply_normalization(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:

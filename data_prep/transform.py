@@ -75,6 +75,10 @@ class Windows:
     dropped_nan: int       # windows dropped for holding NaN
     #: Steps between consecutive starts when they are evenly spaced (0: not known to be).
     spacing: int = 0
+    #: The rows ``series`` is a view of, shared with the recording's other stretches
+    #: (:func:`cut_runs`), and the row of ``series[0]`` in them; None: ``series`` is its own.
+    shared: Optional[np.ndarray] = None
+    offset: int = 0
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
@@ -138,17 +142,23 @@ def cut_runs(signals: np.ndarray, starts: np.ndarray, stops: np.ndarray, prep: P
     """:func:`cut` for many stretches of one recording (rows ``[starts[i], stops[i])``, in
     order, not overlapping): the same windows, each stretch's in one :class:`Windows`.
 
-    Without downsampling the recording's chosen channels are copied once, row-major, and every
-    stretch is a view of that copy, its window starts computed for all stretches at once; a
-    recording of thousands of short activity bouts then costs a few array operations, not a
-    copy and a NaN scan per bout. With downsampling each stretch gets its own (smaller) copy."""
+    Without downsampling every stretch is a view of the recording's chosen channels, row-major:
+    of ``signals`` itself when it is row-major float32 and every channel is chosen (the windows
+    then hold it: the caller must not reuse its memory), else of one copy. Window starts are
+    computed for all stretches at once; a recording of thousands of short activity bouts then
+    costs a few array operations, not a copy and a NaN scan per bout. With downsampling each
+    stretch gets its own (smaller) copy."""
     if prep.downsample > 1 or not len(starts):
         return [cut(signals, int(a), int(b), prep, columns) for a, b in zip(starts, stops)]
     lo, hi = int(starts[0]), int(stops[-1])
-    rows = np.empty((hi - lo, len(columns)), np.float32)
-    for j, c in enumerate(columns):                      # column by column: no temporary
-        rows[:, j] = signals[lo:hi, c]
-    nan_free = not windows.has_nan(signals[lo:hi], columns)
+    if signals.flags.c_contiguous and signals.dtype == np.float32 \
+            and list(columns) == list(range(signals.shape[1])):
+        rows = signals[lo:hi]
+    else:
+        rows = np.empty((hi - lo, len(columns)), np.float32)
+        for j, c in enumerate(columns):                  # column by column: no temporary
+            rows[:, j] = signals[lo:hi, c]
+    nan_free = not windows.has_nan(rows)
     window, stride = prep.window, prep.stride
     counts = np.maximum((stops - starts - window) // stride + 1, 0)
     every = np.arange(int(counts.max()) * stride, step=stride, dtype=np.int64)
@@ -161,7 +171,7 @@ def cut_runs(signals: np.ndarray, starts: np.ndarray, stops: np.ndarray, prep: P
             kept = every[:n][windows.complete_starts(series, every[:n], window)]
             dropped = n - kept.size
         out.append(Windows(series, kept, window, a + kept, dropped,
-                           spacing=stride if dropped == 0 else 0))
+                           spacing=stride if dropped == 0 else 0, shared=rows, offset=a - lo))
     return out
 
 
@@ -169,6 +179,9 @@ def cut_runs(signals: np.ndarray, starts: np.ndarray, stops: np.ndarray, prep: P
 #: while they are normalized and written, enough that each write is one large system call
 #: (128 KiB to 4 MiB measured the same).
 CHUNK_BYTES = 1 << 20
+
+#: Rows per block of :meth:`StreamedWindows.weighted_rows`.
+COVERAGE_ROWS = 1 << 16
 
 
 class StreamedWindows:
@@ -214,28 +227,62 @@ class StreamedWindows:
         for lo in range(0, self.shape[0], per):
             yield self.fill(lo, min(lo + per, self.shape[0]), buf)
 
-    def weighted_rows(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        """``(rows [k, C], windows holding each row int64 [k])`` per stretch: its rows that
-        some window holds (so never a NaN or an inf that no window holds). One block per
-        stretch keeps the sums in the order, and so to the bit, of the windows' own rows; the
-        counts of all stretches are computed at once."""
-        if not self.parts:
+    def weighted_rows(self, lo: int = 0, hi: Optional[int] = None, exact: bool = False
+                      ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """``(rows [k, C], windows holding each row float64 [k])`` for the stretches
+        ``lo .. hi-1``: summing ``weight @ rows`` over all of them sums the windows' rows
+        without cutting the windows.
+
+        By default the rows come in blocks of up to :data:`COVERAGE_ROWS` rows that run across
+        neighbouring stretches of one recording (the rows :func:`cut_runs` shares), so that a
+        split of thousands of short activity runs is summed in a few large steps. Rows between
+        them, and rows of dropped windows, weigh 0 there; such a row may hold a value that no
+        window holds (NaN, inf), which makes a sum non-finite: ``exact=True`` then gives each
+        stretch's held rows only, one block per stretch."""
+        if exact:
+            yield from self._held_rows(self.parts[lo:hi])
             return
         window = self.shape[1]
-        first = np.array([int(p.starts[0]) for p in self.parts], np.int64)
-        span = np.array([int(p.starts[-1]) for p in self.parts], np.int64) - first + window
-        at = np.concatenate(([0], np.cumsum(span)))
-        starts = np.concatenate([p.starts - f + o for p, f, o in zip(self.parts, first, at)])
-        counts = windows.coverage(starts, window, int(at[-1]))
-        whole = np.minimum.reduceat(counts, at[:-1]) > 0
-        for part, f, n, o, full in zip(self.parts, first.tolist(), span.tolist(),
-                                       at.tolist(), whole.tolist()):
-            rows, weight = part.series[f:f + n], counts[o:o + n]
-            if full:
-                yield rows, weight              # a view: every row between is in a window
+        for rows, starts, first, last in self._row_groups(self.parts[lo:hi]):
+            for a in range(first, last, COVERAGE_ROWS):
+                b = min(a + COVERAGE_ROWS, last)
+                i, j = np.searchsorted(starts, (a - window + 1, b))   # windows touching [a, b)
+                yield rows[a:b], windows.coverage(starts[i:j] - a, window, b - a, np.float64)
+
+    def _row_groups(self, parts: Sequence[Windows]):
+        """``(rows, window starts in rows (sorted), first row, end row)`` per run of
+        neighbouring stretches over the same rows (a gap of more than :data:`COVERAGE_ROWS`
+        between two starts a new run: its rows would be summed for nothing)."""
+        window = self.shape[1]
+        group = None
+        for p in parts:
+            rows = p.series if p.shared is None else p.shared
+            starts = p.starts + p.offset if p.shared is not None else p.starts
+            first, last = int(starts[0]), int(starts[-1]) + window
+            if group is not None and rows is group[0] and first - group[3] <= COVERAGE_ROWS \
+                    and first >= group[3] - window:
+                group[1].append(starts)
+                group[3] = last
+                continue
+            if group is not None:
+                yield group[0], np.concatenate(group[1]), group[2], group[3]
+            group = [rows, [starts], first, last]
+        if group is not None:
+            yield group[0], np.concatenate(group[1]), group[2], group[3]
+
+    def _held_rows(self, parts: Sequence[Windows]):
+        """Each stretch's rows that some window holds, with their window counts."""
+        window = self.shape[1]
+        for part in parts:
+            f = int(part.starts[0])
+            n = int(part.starts[-1]) - f + window
+            counts = windows.coverage(part.starts - f, window, n, np.float64)
+            rows = part.series[f:f + n]
+            if counts.min() > 0:
+                yield rows, counts
             else:                               # holes: dropped windows, or stride > window
-                held = weight > 0
-                yield rows[held], weight[held]
+                held = counts > 0
+                yield rows[held], counts[held]
 
 
 def stretches(timestamp_s: np.ndarray, labels: np.ndarray, by_label: bool, rate_hz: float

@@ -107,9 +107,12 @@ def fill_hold(column: np.ndarray) -> None:
 
 def has_nan(values: np.ndarray, columns: Optional[Sequence[int]] = None) -> bool:
     """Whether ``values [n, c]`` (its ``columns``, default all) holds a NaN: one summing pass
-    per column, no temporary (a sum is NaN when a value is; inf - inf makes a false alarm,
-    never a miss). Fastest on column-major ``values``."""
+    (per column when column-major or only some are asked), no temporary (a sum is NaN when a
+    value is; inf - inf makes a false alarm, never a miss)."""
     with np.errstate(invalid="ignore", over="ignore"):
+        if values.flags.c_contiguous and (columns is None
+                                          or list(columns) == list(range(values.shape[1]))):
+            return bool(np.isnan(values.reshape(-1).sum()))
         return any(np.isnan(values[:, j].sum())
                    for j in (range(values.shape[1]) if columns is None else columns))
 
@@ -119,8 +122,8 @@ def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequen
     """Fill missing values of ``signals [n, c]`` in place, segment by segment: linear
     interpolation along time, except ``hold_columns`` (e.g. heart rate), whose readings are held.
     Nothing crosses a timestamp gap, and nothing is extrapolated past a segment's edges except
-    held readings. Column-major ``signals`` make every column a contiguous view (callers skip
-    it when :func:`has_nan` says nothing is missing, the usual case)."""
+    held readings. Callers skip it when :func:`has_nan` says nothing is missing, the usual
+    case."""
     hold = set(hold_columns)
     for a, b in segments(timestamp_s, rate_hz):
         # One summing pass finds the columns holding a NaN (their sum is NaN); only those are
@@ -138,12 +141,17 @@ def window_starts(length: int, window: int, stride: int) -> np.ndarray:
     return np.arange(0, length - window + 1, stride, dtype=np.int64)
 
 
-def coverage(starts: np.ndarray, window: int, length: int) -> np.ndarray:
-    """int64 ``[length]``: how many of the windows ``[s, s + window)`` (``starts [N]``, each
-    inside ``length`` rows) hold each row."""
-    n = length + 1
-    edges = np.bincount(starts, minlength=n) - np.bincount(starts + window, minlength=n)
-    return np.cumsum(edges[:length])
+def coverage(starts: np.ndarray, window: int, length: int, dtype=np.int64) -> np.ndarray:
+    """``[length]`` of ``dtype``: how many of the windows ``[s, s + window)`` (``starts [N]``,
+    sorted; a window may begin before row 0 or end after the last row) hold each row.
+
+    The count only changes where a window begins or ends, so it is built from those few
+    points (one small sort, then one ``np.repeat``), not by a cumulative sum over every row."""
+    at = np.concatenate(([0], np.clip(starts, 0, length), np.clip(starts + window, 0, length)))
+    step = np.concatenate(([0], np.ones(starts.size, np.int64), np.full(starts.size, -1)))
+    order = np.argsort(at, kind="stable")
+    at = at[order]
+    return np.repeat(np.cumsum(step[order]).astype(dtype), np.diff(at, append=length))
 
 
 def complete_starts(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:

@@ -391,13 +391,31 @@ def _assert_fits_and_writes_as(ws, whole: np.ndarray, folder: Path, chunk_rows: 
     np.testing.assert_array_equal(np.load(folder / "x_train.npy"), whole)
 
 
+def test_window_coverage_counts_the_windows_holding_each_row():
+    """The weight of each row in train-only normalization: checked against a direct count,
+    with windows that begin before the first row, end after the last, or hold no row."""
+    from data_prep.windows import coverage
+
+    rng = np.random.default_rng(3)
+    for length, window in ((50, 7), (9, 20), (1, 1), (0, 4)):
+        starts = np.sort(rng.integers(-25, length + 25, size=12))
+        direct = np.zeros(length, np.int64)
+        for s in starts:
+            direct[max(s, 0):max(min(s + window, length), 0)] += 1
+        got = coverage(starts, window, length)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, direct)
+        np.testing.assert_array_equal(coverage(starts, window, length, np.float64), direct)
+        np.testing.assert_array_equal(coverage(starts[:0], window, length), 0 * direct)
+
+
 def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypatch):
     """prepare cuts all activity runs of a recording in one go (views of one copy of its rows)
     and writes a split with two threads, each into its half of the file. The windows, their
     first rows and the NaN drops must equal cutting each run alone; the statistics fitted on
-    the shared rows (rows between runs weigh 0) and the file written in halves, in many
-    chunks, must equal those of the materialized windows (to the bit), and a value no window
-    holds (an inf between runs) must not reach them."""
+    the shared rows (rows between runs weigh 0) must equal those of the materialized windows
+    and the file written in halves, in many chunks, their bytes. A value no window holds (an
+    inf or NaN between runs) must not reach the statistics."""
     from data_prep import store, transform
     from data_prep.splits import fit_normalization
     from data_prep.transform import Preprocessing, StreamedWindows, cut, cut_runs
@@ -420,11 +438,17 @@ def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypa
                 np.testing.assert_array_equal(w.first_row, v.first_row)
                 assert w.dropped_nan == v.dropped_nan and w.steps == v.steps
             assert (sum(w.dropped_nan for w in runs) > 0) == missing
-            _assert_fits_and_writes_as(StreamedWindows(runs, 16, 3),
-                                       np.concatenate([w.x for w in alone]), tmp_path, 50)
+            whole = np.concatenate([w.x for w in alone])
+            _assert_fits_and_writes_as(StreamedWindows(runs, 16, 3), whole, tmp_path, 50)
             for a, b in zip(fit_normalization(StreamedWindows(runs, 16, 3)),
                             fit_normalization(StreamedWindows(alone, 16, 3))):
-                np.testing.assert_array_equal(a, b)               # to the bit, as before
+                np.testing.assert_allclose(a, b, rtol=1e-13)
+    signals[125, 0], signals[[40, 333], [1, 2]] = 1e30, 0.0   # all finite: the rows between
+    prep = Preprocessing(("a", "b", "c"), 50.0, 1, False, 16, 5)   # runs are summed (weight 0)
+    runs = cut_runs(signals, starts, stops, prep, [3, 0, 1])
+    assert all(w.shared is runs[0].shared is not None for w in runs)
+    _assert_fits_and_writes_as(StreamedWindows(runs, 16, 3),
+                               np.concatenate([w.x for w in runs]), tmp_path, 50)
     empty = StreamedWindows([], 16, 3)
     store.write_split(tmp_path, "val", empty, np.zeros(0), np.zeros(0))
     assert np.load(tmp_path / "x_val.npy").shape == (0, 16, 3)

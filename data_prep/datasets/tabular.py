@@ -453,8 +453,8 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
     recordings = []
     for key, rows in groups:
         count = n if rows is None else len(rows)
-        signals = (buffers.take(count, width) if buffers is not None
-                   else np.empty((width, count), np.float32).T)
+        signals = (buffers.take(count, width, order="C") if buffers is not None   # row-major:
+                   else np.empty((count, width), np.float32))      # windows are cut from it
         for j, col in enumerate(columns):
             if whole is None:
                 to_numpy(col, signals[:, j])

@@ -18,7 +18,6 @@ training subjects (``--val-subjects``, default the last three).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -35,7 +34,7 @@ from data_prep.datasets.base import (
     WindowSet,
     option,
 )
-from data_prep.sources import visible_files
+from data_prep.sources import sha256_hex, visible_files
 from data_prep.splits import assign_subjects
 from harkit.errors import HarError
 
@@ -228,5 +227,5 @@ def _read(path: Path, sources) -> bytes:
         raise HarError(f"{path} is missing; the UCI HAR folder is incomplete: re-download it")
     data = path.read_bytes()
     sources.append({"file": str(path), "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest()})
+                    "sha256": sha256_hex(data)})
     return data

@@ -36,7 +36,7 @@ from data_prep.datasets.base import (
     WindowSet,
     option,
 )
-from data_prep.sources import visible_files
+from data_prep.sources import sha256_hex, visible_files
 from harkit.errors import HarError
 
 LENGTHS = ("pad", "truncate", "resample")
@@ -238,8 +238,6 @@ def _stratified(y: np.ndarray, fraction: float, seed: int, path: Path):
 
 
 def _source(path: Path, ts) -> dict:
-    import hashlib
-
     data = path.read_bytes()
-    return {"file": str(path), "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+    return {"file": str(path), "size": len(data), "sha256": sha256_hex(data),
             "cases": len(ts.series), "dimensions": ts.dimensions}
