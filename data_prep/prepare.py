@@ -160,7 +160,7 @@ def _windows_of(rec: Recording, prep: Preprocessing, columns, adapter: Dataset, 
                 out: _Pieces, stats: _Stats) -> None:
     """Cut the windows of one recording into ``out``. Windows come from runs (one label, no
     timestamp gap), so they never cross either; windows still holding NaN (dropouts at a
-    segment's edge, which gap filling does not extrapolate) are dropped and counted."""
+    segment's edge, which gap filling does not extrapolate) or ±inf are dropped and counted."""
     names = rec.label_names
     starts, stops = windows.run_bounds(rec.labels, rec.timestamp_s, rec.rate_hz)
     codes = rec.labels[starts]

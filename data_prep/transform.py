@@ -158,14 +158,14 @@ def cut_runs(signals: np.ndarray, starts: np.ndarray, stops: np.ndarray, prep: P
         rows = np.empty((hi - lo, len(columns)), np.float32)
         for j, c in enumerate(columns):                  # column by column: no temporary
             rows[:, j] = signals[lo:hi, c]
-    nan_free = not windows.has_nan(rows)
+    finite = windows.all_finite(rows)
     window, stride = prep.window, prep.stride
     counts = np.maximum((stops - starts - window) // stride + 1, 0)
     every = np.arange(int(counts.max()) * stride, step=stride, dtype=np.int64)
     out = []
     for a, b, n in zip(starts.tolist(), stops.tolist(), counts.tolist()):
         series = rows[a - lo:b - lo]
-        if nan_free:
+        if finite:
             kept, dropped = every[:n], 0
         else:
             kept = every[:n][windows.complete_starts(series, every[:n], window)]
@@ -508,7 +508,7 @@ class Windower:
             else:
                 x = vals[s * q - self._b0:last_row + 1 - self._b0:q]
             first = s * q - self._b0
-            if np.isnan(x).any():
+            if not np.isfinite(x).all():              # as windows.complete_starts
                 self.dropped_nan += 1
             else:
                 out.append(StreamWindow(np.ascontiguousarray(x, dtype=np.float32),

@@ -154,17 +154,27 @@ def coverage(starts: np.ndarray, window: int, length: int, dtype=np.int64) -> np
     return np.repeat(np.cumsum(step[order]).astype(dtype), np.diff(at, append=length))
 
 
-def complete_starts(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-    """Bool ``[N]``: the windows ``values[s:s + window]`` (``values [n, c]``) holding no NaN.
-
-    Checked on the rows (a cumulative count of rows with a NaN), not on the windows themselves:
-    with overlapping windows that is several times less work and no window-sized temporary.
-    A NaN-free stretch (the usual case: one column sum tells) costs one pass and no temporary."""
+def all_finite(values: np.ndarray) -> bool:
+    """Whether ``values [n, c]`` holds no NaN and no ±inf: one summing pass, no temporary (a
+    sum of huge finite values may overflow: a false alarm, never a miss)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        if not np.isnan(values.sum(axis=0)).any():     # inf - inf also gives NaN: exact
-            return np.ones(starts.shape, bool)
-    nan_rows = np.isnan(values).any(axis=1)
-    count = np.concatenate(([0], np.cumsum(nan_rows)))
+        sums = values.reshape(-1).sum() if values.flags.c_contiguous else values.sum(axis=0)
+        return bool(np.isfinite(sums).all())
+
+
+def complete_starts(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """Bool ``[N]``: the windows ``values[s:s + window]`` (``values [n, c]``) holding no NaN
+    and no ±inf (a value no model and no normalization can take: such windows are dropped
+    like those with a dropout).
+
+    Checked on the rows (a cumulative count of rows with such a value), not on the windows
+    themselves: with overlapping windows that is several times less work and no window-sized
+    temporary. A finite stretch (the usual case: one sum tells) costs one pass and no
+    temporary."""
+    if all_finite(values):
+        return np.ones(starts.shape, bool)
+    bad_rows = ~np.isfinite(values).all(axis=1)
+    count = np.concatenate(([0], np.cumsum(bad_rows)))
     return count[starts + window] == count[starts]
 
 

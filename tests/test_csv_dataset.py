@@ -80,6 +80,24 @@ def test_string_labels_and_subjects_irregular_time_with_a_gap(tmp_path):
     assert meta["dropped"]["rows_without_label"] == 0
 
 
+def test_an_infinite_reading_drops_the_windows_holding_it_not_the_statistics(tmp_path):
+    """A sensor glitch written ``inf`` (pyarrow reads it as a number) must not reach the
+    normalization (an infinite mean turns every value of that channel into NaN): the windows
+    holding it are dropped and counted, like those with a dropout."""
+    raw = _study(tmp_path / "raw")
+    path = raw / "P01.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[75].split(",")                      # row 75 of the first 150-row block
+    lines[75] = ",".join([cells[0], "inf"] + cells[2:])
+    path.write_text("\n".join(lines) + "\n")
+    meta = prepare(raw, _options(tmp_path / "out"), use_cache=False)
+    # windows of 32 rows every 16: rows 74 (0-based in the block) lie in windows 3 and 4
+    assert meta["dropped"]["windows_with_missing_values"] == {"train": 2, "val": 0, "test": 0}
+    assert meta["splits"]["train"]["windows"] == 2 * 6 * 8 - 2
+    assert np.isfinite(meta["normalization"]["mean"]).all()
+    assert np.isfinite(load_prepared(tmp_path / "out")["train"].x).all()
+
+
 def test_rate_resamples_each_stretch_onto_an_even_grid(tmp_path):
     raw = _study(tmp_path / "raw", jitter=0.004)
     meta = prepare(raw, _options(tmp_path / "out", rate=25.0), use_cache=False)
@@ -183,8 +201,9 @@ def test_predict_without_labels_and_stream_equals_batch(csv_run, tmp_path, monke
 
     text = (csv_run / "raw/P04.csv").read_text()
     unlabelled = tmp_path / "live.csv"
-    unlabelled.write_text("\n".join(",".join(line.split(",")[:3])
-                                    for line in text.splitlines()) + "\n")
+    rows = [line.split(",")[:3] for line in text.splitlines()]
+    rows[200][2] = "-inf"                      # a glitch: both drop the windows holding it
+    unlabelled.write_text("\n".join(",".join(cells) for cells in rows) + "\n")
     predictor = Predictor.load(csv_run / "run" / "best.pt")
     batch = predict_path(predictor, unlabelled)[0]
     assert len(batch) > 0 and not batch.labelled
@@ -192,6 +211,7 @@ def test_predict_without_labels_and_stream_equals_batch(csv_run, tmp_path, monke
     stream = Stream(predictor, chunks, name="live")
     list(stream)
     streamed = stream.timeline()
+    assert streamed.dropped_nan == batch.dropped_nan > 0
     np.testing.assert_array_equal(streamed.predicted, batch.predicted)
     np.testing.assert_array_equal(streamed.start_s, batch.start_s)
     np.testing.assert_allclose(streamed.probability, batch.probability, atol=1e-5)
