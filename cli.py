@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from har.formats import CHOICES as EXPORT_CHOICES
 from harkit import __version__
 from harkit.errors import HarError
 
@@ -721,8 +722,7 @@ def bench(model, checkpoint, data, window, channels, classes, backend, batch_siz
 # --------------------------------------------------------------------------- export
 @cli.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "onnx-int8",
-                                                    "torchscript-bf16", "auto"]),
+@click.option("--format", "fmt", type=click.Choice(EXPORT_CHOICES),
               default="onnx", show_default=True,
               help="onnx / torchscript: fp32; onnx-int8: static int8 calibrated on --data "
                    "(8-bit weights on a CPU with VNNI, 7-bit without, as that CPU's kernels "

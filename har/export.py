@@ -32,14 +32,11 @@ import torch
 from torch import nn
 
 from har.fold import fold_model
+from har.formats import CHOICES, FORMATS, SUFFIXES
 from harkit import __version__
 from harkit.errors import HarError
 from harkit.files import write_atomic
 
-FORMATS = ("onnx", "torchscript", "onnx-int8", "torchscript-bf16")
-CHOICES = FORMATS + ("auto",)
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "onnx-int8": ".int8.onnx",
-            "torchscript-bf16": ".bf16.torchscript.pt"}
 PRECISIONS = {"onnx": "fp32", "torchscript": "fp32", "onnx-int8": "int8",
               "torchscript-bf16": "bf16"}
 AUTO_RUNS = 60   # single windows timed per backend by --format auto
