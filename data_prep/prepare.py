@@ -184,7 +184,8 @@ def _windows_of(rec: Recording, prep: Preprocessing, columns, adapter: Dataset, 
     starts, stops, codes = starts[chosen], stops[chosen], codes[chosen]
     reach = resample.REACH_STEPS if prep.reach_rows else 0
     cuts = cut_runs(rec.signals, starts, stops, prep, columns)
-    if cuts and cuts[0].shared is not None and np.may_share_memory(cuts[0].shared, rec.signals):
+    if any(len(w) for w in cuts) and cuts[0].shared is not None \
+            and np.may_share_memory(cuts[0].shared, rec.signals):
         rec.signals = None          # the windows are views of it: not to be given back for reuse
     for w, start, rows, code in zip(cuts, starts.tolist(), (stops - starts).tolist(),
                                     codes.tolist()):

@@ -50,33 +50,50 @@ def fit_normalization(x_train, chunk_rows: int = 1 << 14) -> Tuple[np.ndarray, n
 
     One pass over blocks of up to ``chunk_rows`` rows (small enough to stay in a core's cache),
     accumulated in float64 about a shift (the first block's mean), so that the squares lose no
-    precision to a large mean: the figures of ``x.reshape(-1, C).std(0, dtype=float64)`` to
-    ~1e-15 without its float64 copy of the whole split. A constant channel gets std 1 so that
+    precision to a large mean; when the data's mean lies far from that shift (more than
+    :data:`FAR_SHIFT` stds: the first block is unlike the rest), a second pass about the mean
+    found. The figures are those of ``x.reshape(-1, C).std(0, dtype=float64)`` to ~1e-14,
+    without its float64 copy of the whole split. A constant channel gets std 1 so that
     normalizing it cannot divide by zero.
     """
     if hasattr(x_train, "weighted_rows"):
         count = float(x_train.shape[0] * x_train.shape[1])
-        mean, std = _moments(x_train.weighted_rows(), count, x_train.shape[2], chunk_rows)
+        mean, std = _moments(x_train.weighted_rows, count, x_train.shape[2], chunk_rows)
         if not (np.isfinite(mean).all() and np.isfinite(std).all()):
             # A row that no window holds may be NaN or inf: sum the windows' own rows only.
-            mean, std = _moments(x_train.weighted_rows(exact=True), count, x_train.shape[2],
-                                 chunk_rows)
+            mean, std = _moments(lambda: x_train.weighted_rows(exact=True), count,
+                                 x_train.shape[2], chunk_rows)
     else:
         parts = [x_train] if isinstance(x_train, np.ndarray) else list(x_train)
         flat = [p.reshape(-1, p.shape[-1]) for p in parts]
         count = float(sum(rows.shape[0] for rows in flat))
-        mean, std = _moments(((rows, None) for rows in flat), count, parts[0].shape[-1],
-                             chunk_rows)
+        mean, std = _moments(lambda: ((rows, None) for rows in flat), count,
+                             parts[0].shape[-1], chunk_rows)
     std[~(std > 1e-8)] = 1.0
     return mean, std
 
 
+#: Stds between the data's mean and the first block's beyond which :func:`fit_normalization`
+#: makes a second pass (the shifted squares then lose ~2 * log10 of it digits).
+FAR_SHIFT = 100.0
+
+
 def _moments(weighted_rows, count: float, channels: int, chunk_rows: int):
-    """``(mean, std)`` of the rows of ``(rows [k, C], weight [k] or None)`` pairs, each row
-    counted ``weight`` times (None: once) out of ``count``."""
+    """``(mean, std)`` of the rows of the ``(rows [k, C], weight [k] or None)`` pairs that
+    ``weighted_rows()`` gives, each row counted ``weight`` times (None: once) out of
+    ``count``."""
+    mean, std, shift = _shifted_moments(weighted_rows(), count, channels, chunk_rows)
+    if shift is not None and (np.abs(mean - shift) > FAR_SHIFT * std).any():
+        mean, std, _ = _shifted_moments(weighted_rows(), count, channels, chunk_rows, mean)
+    return mean, std
+
+
+def _shifted_moments(weighted_rows, count: float, channels: int, chunk_rows: int, shift=None):
+    """``(mean, std, shift)``: one pass summing the rows and their squares about ``shift``
+    (None: the first block's weighted mean)."""
     ones = np.ones(chunk_rows)
     scratch = np.empty(chunk_rows * channels)     # reused: fresh memory costs page faults
-    shift = tiled = None
+    tiled = None if shift is None else np.tile(shift, chunk_rows)
     s1, s2 = np.zeros(channels), np.zeros(channels)
     with np.errstate(invalid="ignore", over="ignore"):     # non-finite sums: the caller's
         for rows, weight in weighted_rows:
@@ -94,9 +111,9 @@ def _moments(weighted_rows, count: float, channels: int, chunk_rows: int):
                 flat *= flat
                 s2 += d.T @ w
     if shift is None:
-        return np.zeros(channels), np.ones(channels)
+        return np.zeros(channels), np.ones(channels), None
     delta = s1 / count
-    return shift + delta, np.sqrt(np.maximum(s2 / count - delta * delta, 0.0))
+    return shift + delta, np.sqrt(np.maximum(s2 / count - delta * delta, 0.0)), shift
 
 
 def apply_normalization(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:

@@ -72,7 +72,7 @@ class Windows:
     starts: np.ndarray     # int64 [N]: step of each kept (NaN-free) window's first step
     window: int            # T: steps per window
     first_row: np.ndarray  # int64 [N]: recording row of each window's first step
-    dropped_nan: int       # windows dropped for holding NaN
+    dropped_nan: int       # windows dropped for holding NaN or ±inf
     #: Steps between consecutive starts when they are evenly spaced (0: not known to be).
     spacing: int = 0
     #: The rows ``series`` is a view of, shared with the recording's other stretches
@@ -137,22 +137,34 @@ def cut(signals: np.ndarray, start: int, stop: int, prep: Preprocessing, columns
                    spacing=stride if dropped == 0 else 0)
 
 
+def viewable(signals: np.ndarray, columns: Sequence[int]) -> bool:
+    """Whether windows may be views of ``signals [n, C]`` itself: row-major float32 with every
+    channel chosen, in memory (a file mapping would stay open per recording: a warm cache of
+    thousands of recordings would run out of mappings), and most of the memory under it (a
+    small array in a large pooled buffer would keep the whole buffer)."""
+    if not (signals.flags.c_contiguous and signals.dtype == np.float32
+            and list(columns) == list(range(signals.shape[1]))) or isinstance(signals, np.memmap):
+        return False
+    root = signals
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return not isinstance(root, np.memmap) and root.nbytes <= 1.5 * signals.nbytes
+
+
 def cut_runs(signals: np.ndarray, starts: np.ndarray, stops: np.ndarray, prep: Preprocessing,
              columns: Sequence[int]) -> List[Windows]:
     """:func:`cut` for many stretches of one recording (rows ``[starts[i], stops[i])``, in
     order, not overlapping): the same windows, each stretch's in one :class:`Windows`.
 
     Without downsampling every stretch is a view of the recording's chosen channels, row-major:
-    of ``signals`` itself when it is row-major float32 and every channel is chosen (the windows
-    then hold it: the caller must not reuse its memory), else of one copy. Window starts are
-    computed for all stretches at once; a recording of thousands of short activity bouts then
-    costs a few array operations, not a copy and a NaN scan per bout. With downsampling each
-    stretch gets its own (smaller) copy."""
+    of ``signals`` itself when :func:`viewable` (the windows then hold it: the caller must not
+    reuse its memory), else of one copy. Window starts are computed for all stretches at once;
+    a recording of thousands of short activity bouts then costs a few array operations, not a
+    copy and a NaN scan per bout. With downsampling each stretch gets its own (smaller) copy."""
     if prep.downsample > 1 or not len(starts):
         return [cut(signals, int(a), int(b), prep, columns) for a, b in zip(starts, stops)]
     lo, hi = int(starts[0]), int(stops[-1])
-    if signals.flags.c_contiguous and signals.dtype == np.float32 \
-            and list(columns) == list(range(signals.shape[1])):
+    if viewable(signals, columns):
         rows = signals[lo:hi]
     else:
         rows = np.empty((hi - lo, len(columns)), np.float32)

@@ -454,6 +454,36 @@ def test_runs_of_a_recording_cut_at_once_equal_each_cut_alone(tmp_path, monkeypa
     assert np.load(tmp_path / "x_val.npy").shape == (0, 16, 3)
 
 
+def test_windows_view_the_parsed_rows_only_when_they_own_them(tmp_path):
+    """Row-major float32 rows with every channel chosen (what the CSV adapter parses) are not
+    copied: the windows view them, with the same windows and statistics as a copy. A file
+    mapping (a warm parse cache) and a small array in a much larger buffer (a recycled pool
+    buffer) are copied, so that the windows keep neither open nor whole."""
+    from data_prep.splits import fit_normalization
+    from data_prep.transform import Preprocessing, StreamedWindows, cut_runs
+
+    rng = np.random.default_rng(5)
+    rows = (rng.standard_normal((600, 3)) * [1, 3, 5] + [0, 10, -4]).astype(np.float32)
+    starts, stops = np.array([0, 200, 410]), np.array([190, 400, 600])
+    prep = Preprocessing(("a", "b", "c"), 50.0, 1, False, 20, 10)
+    copied = cut_runs(np.asfortranarray(rows), starts, stops, prep, [0, 1, 2])
+    viewed = cut_runs(rows, starts, stops, prep, [0, 1, 2])
+    assert np.shares_memory(viewed[0].series, rows)
+    assert not np.shares_memory(copied[0].series, rows)
+    for a, b in zip(copied, viewed):
+        np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(fit_normalization(StreamedWindows(copied, 20, 3)),
+                                  fit_normalization(StreamedWindows(viewed, 20, 3)))
+    np.save(tmp_path / "rows.npy", rows)
+    mapped = np.load(tmp_path / "rows.npy", mmap_mode="r")
+    small = np.empty(10 * rows.size, np.float32)[:rows.size].reshape(rows.shape)
+    small[...] = rows
+    for source in (mapped, small):
+        cuts = cut_runs(source, starts, stops, prep, [0, 1, 2])
+        assert not np.shares_memory(cuts[0].series, source)
+        np.testing.assert_array_equal(cuts[1].x, viewed[1].x)
+
+
 def test_window_set_streams_the_windows_that_cut_gives(tmp_path):
     """prepare never builds a split's windows whole: it fits normalization on the rows weighted
     by how many windows hold them and cuts the windows chunk by chunk into the file. Both must
