@@ -74,7 +74,8 @@ def fit_normalization(x_train, chunk_rows: int = 1 << 14) -> Tuple[np.ndarray, n
 
 
 #: Stds between the data's mean and the first block's beyond which :func:`fit_normalization`
-#: makes a second pass (the shifted squares then lose ~2 * log10 of it digits).
+#: makes a second pass (the shifted squares then lose ~2 * log10 of it digits). A constant
+#: channel (std <= 1e-8, normalized with std 1) never asks for one.
 FAR_SHIFT = 100.0
 
 
@@ -83,7 +84,7 @@ def _moments(weighted_rows, count: float, channels: int, chunk_rows: int):
     ``weighted_rows()`` gives, each row counted ``weight`` times (None: once) out of
     ``count``."""
     mean, std, shift = _shifted_moments(weighted_rows(), count, channels, chunk_rows)
-    if shift is not None and (np.abs(mean - shift) > FAR_SHIFT * std).any():
+    if shift is not None and (np.abs(mean - shift) > FAR_SHIFT * np.maximum(std, 1e-8)).any():
         mean, std, _ = _shifted_moments(weighted_rows(), count, channels, chunk_rows, mean)
     return mean, std
 

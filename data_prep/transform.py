@@ -239,11 +239,9 @@ class StreamedWindows:
         for lo in range(0, self.shape[0], per):
             yield self.fill(lo, min(lo + per, self.shape[0]), buf)
 
-    def weighted_rows(self, lo: int = 0, hi: Optional[int] = None, exact: bool = False
-                      ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        """``(rows [k, C], windows holding each row float64 [k])`` for the stretches
-        ``lo .. hi-1``: summing ``weight @ rows`` over all of them sums the windows' rows
-        without cutting the windows.
+    def weighted_rows(self, exact: bool = False) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """``(rows [k, C], windows holding each row float64 [k])``: summing ``weight @ rows``
+        over all of them sums the windows' rows without cutting the windows.
 
         By default the rows come in blocks of up to :data:`COVERAGE_ROWS` rows that run across
         neighbouring stretches of one recording (the rows :func:`cut_runs` shares), so that a
@@ -252,10 +250,10 @@ class StreamedWindows:
         window holds (NaN, inf), which makes a sum non-finite: ``exact=True`` then gives each
         stretch's held rows only, one block per stretch."""
         if exact:
-            yield from self._held_rows(self.parts[lo:hi])
+            yield from self._held_rows(self.parts)
             return
         window = self.shape[1]
-        for rows, starts, first, last in self._row_groups(self.parts[lo:hi]):
+        for rows, starts, first, last in self._row_groups(self.parts):
             for a in range(first, last, COVERAGE_ROWS):
                 b = min(a + COVERAGE_ROWS, last)
                 i, j = np.searchsorted(starts, (a - window + 1, b))   # windows touching [a, b)

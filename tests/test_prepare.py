@@ -391,6 +391,20 @@ def _assert_fits_and_writes_as(ws, whole: np.ndarray, folder: Path, chunk_rows: 
     np.testing.assert_array_equal(np.load(folder / "x_train.npy"), whole)
 
 
+def test_normalization_keeps_its_precision_when_the_first_rows_are_unlike_the_rest():
+    """The fit sums about the first block's mean; a first block far from the data's mean (a
+    sensor settling, a calibration pose) must not cost digits of the std (a second pass)."""
+    from data_prep import splits
+
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((20000, 5, 1)) * 1e-3).astype(np.float32)
+    x[0, :, 0] += 1e3
+    ref = x.reshape(-1, 1).astype(np.float64)
+    mean, std = splits.fit_normalization(x, chunk_rows=4)
+    np.testing.assert_allclose(std, ref.std(0), rtol=1e-13)
+    np.testing.assert_allclose(mean, ref.mean(0), rtol=1e-13)   # one pass: std off by ~1e-10
+
+
 def test_window_coverage_counts_the_windows_holding_each_row():
     """The weight of each row in train-only normalization: checked against a direct count,
     with windows that begin before the first row, end after the last, or hold no row."""
