@@ -24,7 +24,7 @@ from data_prep import resample, store, windows
 from data_prep.cache import ParseCache, default_cache_dir
 from data_prep.datasets import get_dataset
 from data_prep.datasets.base import ClassSpec, Dataset, Recording, is_number
-from data_prep.read import SignalBuffers, read_source
+from data_prep.read import SignalBuffers, read_source, small_pages
 from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
 from data_prep.transform import Preprocessing, StreamedWindows, Windows, cut_runs
 from harkit import __version__
@@ -65,8 +65,15 @@ def prepare(path, config, *, force: bool = False, cache_dir: Optional[Path] = No
     meta.json (plus a ``timing`` entry in seconds, which is not written).
 
     Built in a temp folder beside ``config.out`` and renamed at the end; an existing folder is
-    refused unless ``force``.
+    refused unless ``force``. numpy's huge-page advice is off meanwhile
+    (:func:`data_prep.read.small_pages`).
     """
+    with small_pages():
+        return _prepare(path, config, force, cache_dir, use_cache, progress)
+
+
+def _prepare(path, config, force: bool, cache_dir: Optional[Path], use_cache: bool,
+             progress: bool) -> dict:
     t0 = time.perf_counter()
     out = Path(config.out)
     if out.exists() and not force:

@@ -405,6 +405,30 @@ def test_normalization_keeps_its_precision_when_the_first_rows_are_unlike_the_re
     np.testing.assert_allclose(mean, ref.mean(0), rtol=1e-13)   # one pass: std off by ~1e-10
 
 
+def test_prepare_turns_numpy_huge_pages_off_and_back(monkeypatch):
+    """prepare's arrays are written once (huge pages cost more to fault in than they save):
+    numpy's huge-page advice is off while it runs, as it was after, and left to the user when
+    ``NUMPY_MADVISE_HUGEPAGE`` is set."""
+    import sys
+
+    module = sys.modules["data_prep.prepare"]      # (the package exports the function)
+    from data_prep.read import huge_page_switch
+
+    switch = huge_page_switch()
+    seen = []
+    monkeypatch.setattr(module, "_prepare", lambda *a: seen.append(switch(False)) or {})
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    before = switch(True)
+    try:
+        module.prepare("raw", None)
+        assert seen == [False] and switch(True) is True       # off inside, restored after
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+        module.prepare("raw", None)
+        assert seen[-1] is True                               # the user's choice stands
+    finally:
+        switch(before)
+
+
 def test_window_coverage_counts_the_windows_holding_each_row():
     """The weight of each row in train-only normalization: checked against a direct count,
     with windows that begin before the first row, end after the last, or hold no row."""
