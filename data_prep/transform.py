@@ -69,7 +69,7 @@ class Windows:
     ``x`` cuts them (one copy, ``[N, T, C]``); :class:`StreamedWindows` streams them in chunks."""
 
     series: np.ndarray     # float32 [steps, C]: the stretch at the step rate (rows may be strided)
-    starts: np.ndarray     # int64 [N]: step of each kept (NaN-free) window's first step
+    starts: np.ndarray     # int64 [N]: step of each kept (finite) window's first step
     window: int            # T: steps per window
     first_row: np.ndarray  # int64 [N]: recording row of each window's first step
     dropped_nan: int       # windows dropped for holding NaN or ±inf
