@@ -250,24 +250,24 @@ class StreamedWindows:
         window holds (NaN, inf), which makes a sum non-finite: ``exact=True`` then gives each
         stretch's held rows only, one block per stretch."""
         if exact:
-            yield from self._held_rows(self.parts)
+            yield from self._held_rows()
             return
         window = self.shape[1]
-        for rows, starts, first, last in self._row_groups(self.parts):
+        for rows, starts, first, last in self._row_groups():
             for a in range(first, last, COVERAGE_ROWS):
                 b = min(a + COVERAGE_ROWS, last)
                 i, j = np.searchsorted(starts, (a - window + 1, b))   # windows touching [a, b)
                 yield rows[a:b], windows.coverage(starts[i:j] - a, window, b - a, np.float64)
 
-    def _row_groups(self, parts: Sequence[Windows]):
+    def _row_groups(self):
         """``(rows, window starts in rows (sorted), first row, end row)`` per run of
         neighbouring stretches over the same rows (a gap of more than :data:`COVERAGE_ROWS`
         between two starts a new run: its rows would be summed for nothing)."""
         window = self.shape[1]
         group = None
-        for p in parts:
+        for p in self.parts:
             rows = p.series if p.shared is None else p.shared
-            starts = p.starts + p.offset if p.shared is not None else p.starts
+            starts = p.starts + p.offset             # (offset 0 when series is its own)
             first, last = int(starts[0]), int(starts[-1]) + window
             if group is not None and rows is group[0] and first - group[3] <= COVERAGE_ROWS \
                     and first >= group[3] - window:
@@ -280,10 +280,10 @@ class StreamedWindows:
         if group is not None:
             yield group[0], np.concatenate(group[1]), group[2], group[3]
 
-    def _held_rows(self, parts: Sequence[Windows]):
+    def _held_rows(self):
         """Each stretch's rows that some window holds, with their window counts."""
         window = self.shape[1]
-        for part in parts:
+        for part in self.parts:
             f = int(part.starts[0])
             n = int(part.starts[-1]) - f + window
             counts = windows.coverage(part.starts - f, window, n, np.float64)

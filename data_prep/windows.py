@@ -8,7 +8,7 @@ label or a gap in time. Rate changes are in :mod:`data_prep.resample`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 
@@ -105,16 +105,16 @@ def fill_hold(column: np.ndarray) -> None:
     column[:] = column[idx]
 
 
-def has_nan(values: np.ndarray, columns: Optional[Sequence[int]] = None) -> bool:
-    """Whether ``values [n, c]`` (its ``columns``, default all) holds a NaN: one summing pass
-    (per column when column-major or only some are asked), no temporary (a sum is NaN when a
-    value is; inf - inf makes a false alarm, never a miss)."""
+def _sums(values: np.ndarray) -> np.ndarray:
+    """One summing pass over ``values [n, c]``, no temporary: a NaN makes a sum NaN, an inf
+    makes it inf or NaN (flat for row-major values, else per column)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        if values.flags.c_contiguous and (columns is None
-                                          or list(columns) == list(range(values.shape[1]))):
-            return bool(np.isnan(values.reshape(-1).sum()))
-        return any(np.isnan(values[:, j].sum())
-                   for j in (range(values.shape[1]) if columns is None else columns))
+        return values.reshape(-1).sum() if values.flags.c_contiguous else values.sum(axis=0)
+
+
+def has_nan(values: np.ndarray) -> bool:
+    """Whether ``values [n, c]`` holds a NaN (inf - inf makes a false alarm, never a miss)."""
+    return bool(np.isnan(_sums(values)).any())
 
 
 def fill_gaps(timestamp_s: np.ndarray, signals: np.ndarray, hold_columns: Sequence[int],
@@ -143,7 +143,7 @@ def window_starts(length: int, window: int, stride: int) -> np.ndarray:
 
 def coverage(starts: np.ndarray, window: int, length: int, dtype=np.int64) -> np.ndarray:
     """``[length]`` of ``dtype``: how many of the windows ``[s, s + window)`` (``starts [N]``,
-    sorted; a window may begin before row 0 or end after the last row) hold each row.
+    in any order; a window may begin before row 0 or end after the last row) hold each row.
 
     The count only changes where a window begins or ends, so it is built from those few
     points (one small sort, then one ``np.repeat``), not by a cumulative sum over every row."""
@@ -155,11 +155,9 @@ def coverage(starts: np.ndarray, window: int, length: int, dtype=np.int64) -> np
 
 
 def all_finite(values: np.ndarray) -> bool:
-    """Whether ``values [n, c]`` holds no NaN and no ±inf: one summing pass, no temporary (a
-    sum of huge finite values may overflow: a false alarm, never a miss)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        sums = values.reshape(-1).sum() if values.flags.c_contiguous else values.sum(axis=0)
-        return bool(np.isfinite(sums).all())
+    """Whether ``values [n, c]`` holds no NaN and no ±inf (a sum of huge finite values may
+    overflow: a false alarm, never a miss)."""
+    return bool(np.isfinite(_sums(values)).all())
 
 
 def complete_starts(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
