@@ -6,7 +6,10 @@ in the page cache when timed. Measured, each the median of ``--runs`` runs, ever
 process (as the CLI runs):
 
 * ``pyarrow``  ``pyarrow.csv.read_csv`` of the 9 columns prepare needs (time, 6 channels, label,
-               subject), same types, every file: the floor for parsing this text in Python;
+               subject), same types, every file: the floor for parsing this text in Python.
+               Timed from the script's first line, imports included, as ``prepare`` is;
+* ``pyarrow-4k`` the same with transparent huge pages off for the process, as ``prepare``
+               runs (``data_prep.pages``): the like-for-like floor on machines where they cost;
 * ``prepare``  ``har prepare RAW --dataset csv --no-cache`` (parse, hash, gap checks, windows,
                splits, normalization, writing), its wall time and peak memory;
 * ``warm``     ``har prepare`` with the parse cache filled by an earlier run, another window.
@@ -36,9 +39,9 @@ RATE_HZ = 50.0
 
 PYARROW = """
 import json, resource, sys, time
+t0 = time.perf_counter()
 import pyarrow as pa, pyarrow.csv as pacsv
 from pathlib import Path
-t0 = time.perf_counter()
 types = {c: pa.float32() for c in %(channels)r}
 types.update(time=pa.float64(), label=pa.string(), subject=pa.string())
 rows = 0
@@ -49,6 +52,13 @@ for f in sorted(Path(sys.argv[1]).glob("*.csv")):
 print(json.dumps({"seconds": time.perf_counter() - t0, "rows": rows,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+
+#: The same, transparent huge pages off first (prctl PR_SET_THP_DISABLE), as prepare runs.
+PYARROW_4K = """
+import ctypes
+ctypes.CDLL(None).prctl(41, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0))
+""" + PYARROW
 
 CLI = """
 import atexit, json, resource, sys, time
@@ -115,10 +125,11 @@ def main(argv=None) -> None:
     work = Path(tempfile.mkdtemp(prefix="csv-bench-"))
     common = ["prepare", args.raw, "--dataset", "csv", "--window", "100", "--val-subjects",
               "S09", "--test-subjects", "S10", "--force"]
-    results = {"pyarrow": [], "prepare": [], "warm": []}
+    results = {"pyarrow": [], "pyarrow-4k": [], "prepare": [], "warm": []}
     try:
         for i in range(args.runs):
             results["pyarrow"].append(run(PYARROW % {"channels": CHANNELS}, [args.raw]))
+            results["pyarrow-4k"].append(run(PYARROW_4K % {"channels": CHANNELS}, [args.raw]))
             cold = common + ["--out", clear(work / "cold"), "--no-cache"]
             results["prepare"].append(run(CLI, cold, "stderr"))
             if i == 0:
@@ -135,10 +146,11 @@ def main(argv=None) -> None:
     peak = {k: max(r["peak_mb"] for r in v) for k, v in results.items()}
     print(f"\n{args.rows:,} rows x {len(CHANNELS)} channels, {size / 1e6:.0f} MB of CSV in "
           f"{args.files} files; median of {args.runs} runs, each a fresh process")
-    print(f"{'what':<10} {'seconds':>8} {'peak MB':>8}")
+    print(f"{'what':<11} {'seconds':>8} {'peak MB':>8}")
     for k in results:
-        print(f"{k:<10} {med[k]:>8.2f} {peak[k]:>8.0f}")
-    print(f"prepare / pyarrow parse = {med['prepare'] / med['pyarrow']:.2f}x")
+        print(f"{k:<11} {med[k]:>8.2f} {peak[k]:>8.0f}")
+    print(f"prepare / pyarrow parse = {med['prepare'] / med['pyarrow']:.2f}x "
+          f"({med['prepare'] / med['pyarrow-4k']:.2f}x of pyarrow with huge pages off too)")
 
 
 if __name__ == "__main__":

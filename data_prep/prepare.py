@@ -24,8 +24,17 @@ from data_prep import resample, store, windows
 from data_prep.cache import ParseCache, default_cache_dir
 from data_prep.datasets import get_dataset
 from data_prep.datasets.base import ClassSpec, Dataset, Recording, is_number
-from data_prep.read import SignalBuffers, read_source, small_pages
-from data_prep.splits import SPLITS, apply_normalization, assign_subjects, fit_normalization
+from data_prep.pages import small_pages
+from data_prep.read import SignalBuffers, read_source
+from data_prep.splits import (
+    SPLITS,
+    apply_normalization,
+    assign_subjects,
+    fit_normalization,
+    held_out,
+    normalization_of,
+    window_moments,
+)
 from data_prep.transform import Preprocessing, StreamedWindows, Windows, cut_runs
 from harkit import __version__
 from harkit.errors import HarError
@@ -65,8 +74,7 @@ def prepare(path, config, *, force: bool = False, cache_dir: Optional[Path] = No
     meta.json (plus a ``timing`` entry in seconds, which is not written).
 
     Built in a temp folder beside ``config.out`` and renamed at the end; an existing folder is
-    refused unless ``force``. numpy's huge-page advice is off meanwhile
-    (:func:`data_prep.read.small_pages`).
+    refused unless ``force``. Huge pages are off meanwhile (:func:`data_prep.pages.small_pages`).
     """
     with small_pages():
         return _prepare(path, config, force, cache_dir, use_cache, progress)
@@ -93,6 +101,8 @@ def _prepare(path, config, force: bool, cache_dir: Optional[Path], use_cache: bo
     stats, source_info, rates = _Stats(), [], {}
     prep = columns = None
     t_parse = 0.0
+    not_train = held_out(config.val_subjects, config.test_subjects)
+    train_moments = []     # per train recording: the fit is summed while the next file parses
     for rec, seconds in _read_all(adapter, sources, config, cache, progress):
         t_parse += seconds
         source_info.append(_source_entry(rec))
@@ -104,7 +114,12 @@ def _prepare(path, config, force: bool, cache_dir: Optional[Path], use_cache: bo
                                  config.window, config.stride)
         _check_rate(rates, rec, prep)
         columns = prep.columns(rec.channels, rec.name)
-        _windows_of(rec, prep, columns, adapter, wanted, per_subject[rec.subject], stats)
+        pieces = per_subject[rec.subject]
+        before = len(pieces.x)
+        _windows_of(rec, prep, columns, adapter, wanted, pieces, stats)
+        if config.normalize and str(rec.subject) not in not_train and len(pieces.x) > before:
+            train_moments.append(window_moments(
+                StreamedWindows(pieces.x[before:], prep.window, len(prep.channels))))
         rec.release()
     cache.flush()
     if prep is None:
@@ -118,7 +133,7 @@ def _prepare(path, config, force: bool, cache_dir: Optional[Path], use_cache: bo
     mean = std = None
     normalize = None
     if config.normalize:
-        mean, std = fit_normalization(arrays["train"][0])
+        mean, std = normalization_of(train_moments)
         normalize = lambda x: apply_normalization(x, mean, std)  # noqa: E731
     channel_specs = channels or [c for c in adapter.all_channels() if c.name in prep.channels]
     meta = _meta(adapter, config, subjects, arrays, per_subject, stats, source_info, mean, std,
@@ -229,22 +244,25 @@ def _split_arrays(per_subject: Dict[Any, _Pieces], subjects: Dict[str, list], cl
     label_of = {c.name: i for i, c in enumerate(classes)}
     arrays = {}
     channels = len(prep.channels)
+    dtype = _subject_dtype(subjects)
     for split in SPLITS:
         if split != "train" and not getattr(config, f"{split}_subjects"):
             continue
-        xs, ys, ss = [], [], []
-        for subject in subjects[split]:
+        xs, counts, labels, whose = [], [], [], []     # per piece of windows
+        for k, subject in enumerate(subjects[split]):
             pieces = per_subject[subject]
             for x, name in zip(pieces.x, pieces.label):
                 if name not in label_of:
                     continue
                 xs.append(x)
-                ys.append(np.full(len(x), label_of[name], np.int64))
-                ss.append(np.full(len(x), subject, dtype=object))
-        if not xs:
-            ys, ss = [np.empty(0, np.int64)], [np.empty(0, object)]
-        arrays[split] = (StreamedWindows(xs, prep.window, channels), np.concatenate(ys),
-                         np.concatenate(ss).astype(_subject_dtype(subjects)))
+                counts.append(len(x))
+                labels.append(label_of[name])
+                whose.append(k)
+        counts = np.asarray(counts, np.int64)
+        values = np.asarray(subjects[split], dtype)
+        arrays[split] = (StreamedWindows(xs, prep.window, channels),
+                         np.repeat(np.asarray(labels, np.int64), counts),
+                         np.repeat(values[np.asarray(whose, np.intp)], counts))
     if not len(arrays["train"][1]):
         rate = prep.step_rate_hz
         if stats.longest_run_steps < prep.window:
@@ -279,11 +297,11 @@ def _meta(adapter: Dataset, cfg, subjects, arrays, per_subject, stats: _Stats, s
     names = [c.name for c in classes]
     splits = {}
     for split, (_, y, _) in arrays.items():
-        counts = Counter(y.tolist())
+        counts = np.bincount(y, minlength=len(names))
         splits[split] = {
             "subjects": [_plain(s) for s in subjects[split]],
             "windows": int(y.shape[0]),
-            "per_class": {names[k]: int(counts.get(k, 0)) for k in range(len(names))},
+            "per_class": {names[k]: int(counts[k]) for k in range(len(names))},
         }
     filtered = prep.reach_rows > 0
     return {

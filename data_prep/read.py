@@ -10,8 +10,6 @@ parse cache (:mod:`data_prep.cache`) when the adapter allows it.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 from typing import Dict, List, Optional
 
@@ -70,33 +68,6 @@ class SignalBuffers:
         with self._lock:
             if id(base) in self._mine and not any(b is base for b in self._free):
                 self._free.append(base)
-
-
-def huge_page_switch():
-    """numpy's ``_set_madvise_hugepage`` (numpy 1.x and 2.x), or None where it has none."""
-    multiarray = getattr(getattr(np, "_core", None), "multiarray", None) or np.core.multiarray
-    return getattr(multiarray, "_set_madvise_hugepage", None)
-
-
-@contextlib.contextmanager
-def small_pages():
-    """numpy's transparent-huge-page advice (``madvise(MADV_HUGEPAGE)`` on arrays of 4 MiB and
-    more) off inside, unless ``NUMPY_MADVISE_HUGEPAGE`` says otherwise.
-
-    Preparing writes each large array once and streams through it, so huge pages save little
-    TLB work, while each first touch zeroes a whole 2 MiB page. On VMs whose free memory goes
-    back to the host (virtio-balloon free page reporting hands back exactly such 2 MiB blocks),
-    every huge page is also a fresh host allocation: a cold CSV or PAMAP2 prepare took 10-15 %
-    longer with them (docs/BENCHMARKS.md)."""
-    switch = huge_page_switch()
-    if switch is None or "NUMPY_MADVISE_HUGEPAGE" in os.environ:
-        yield
-        return
-    before = switch(False)
-    try:
-        yield
-    finally:
-        switch(before)
 
 
 def read_source(adapter: Dataset, source: Source, opts, cache: ParseCache,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -28,8 +28,8 @@ def assign_subjects(available: Iterable, val: List, test: List) -> Dict[str, Lis
                            f"(found {', '.join(map(str, available))}); choose among those "
                            "or 'none'")
         chosen[option] = sorted((by_text[str(s)] for s in wanted), key=_order)
-    held_out = {str(s) for s in list(val) + list(test)}
-    train = [s for s in available if str(s) not in held_out]
+    others = held_out(val, test)
+    train = [s for s in available if str(s) not in others]
     if not train:
         raise HarError("the train split is empty: --val-subjects and --test-subjects take every "
                        f"subject ({', '.join(map(str, available))}); leave some for training")
@@ -41,34 +41,64 @@ def _order(subject):
     return (0, subject, "") if isinstance(subject, (int, np.integer)) else (1, 0, str(subject))
 
 
+def held_out(val: List, test: List) -> Set[str]:
+    """The texts of the val and test subjects: every other subject is a train subject (the one
+    rule, shared by :func:`assign_subjects` and ``prepare``'s fit as it reads)."""
+    return {str(s) for s in list(val) + list(test)}
+
+
 def fit_normalization(x_train, chunk_rows: int = 1 << 14) -> Tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std, float64 ``[C]``, of the train windows: one array
     ``[N, T, C]``, a list of them (the pieces of one split), or a window source with
     ``weighted_rows()`` (:class:`data_prep.transform.StreamedWindows`: rows and how many
     windows hold each row, so overlapping windows are summed from their rows, without cutting
-    them).
+    them). A constant channel gets std 1 so that normalizing it cannot divide by zero.
+
+    The figures are those of ``x.reshape(-1, C).std(0, dtype=float64)`` to ~1e-14, without its
+    float64 copy of the whole split (:func:`window_moments`).
+    """
+    return normalization_of([window_moments(x_train, chunk_rows)])
+
+
+def window_moments(x, chunk_rows: int = 1 << 14) -> Tuple[float, np.ndarray, np.ndarray]:
+    """``(values per channel, mean [C], std [C])`` in float64 of windows given as for
+    :func:`fit_normalization`, to be combined with other groups' by
+    :func:`normalization_of`.
 
     One pass over blocks of up to ``chunk_rows`` rows (small enough to stay in a core's cache),
     accumulated in float64 about a shift (the first block's mean), so that the squares lose no
     precision to a large mean; when the data's mean lies far from that shift (more than
     :data:`FAR_SHIFT` stds: the first block is unlike the rest), a second pass about the mean
-    found. The figures are those of ``x.reshape(-1, C).std(0, dtype=float64)`` to ~1e-14,
-    without its float64 copy of the whole split. A constant channel gets std 1 so that
-    normalizing it cannot divide by zero.
+    found.
     """
-    if hasattr(x_train, "weighted_rows"):
-        count = float(x_train.shape[0] * x_train.shape[1])
-        mean, std = _moments(x_train.weighted_rows, count, x_train.shape[2], chunk_rows)
+    if hasattr(x, "weighted_rows"):
+        count = float(x.shape[0] * x.shape[1])
+        mean, std = _moments(x.weighted_rows, count, x.shape[2], chunk_rows)
         if not (np.isfinite(mean).all() and np.isfinite(std).all()):
             # A row that no window holds may be NaN or inf: sum the windows' own rows only.
-            mean, std = _moments(lambda: x_train.weighted_rows(exact=True), count,
-                                 x_train.shape[2], chunk_rows)
+            mean, std = _moments(lambda: x.weighted_rows(exact=True), count, x.shape[2],
+                                 chunk_rows)
     else:
-        parts = [x_train] if isinstance(x_train, np.ndarray) else list(x_train)
+        parts = [x] if isinstance(x, np.ndarray) else list(x)
         flat = [p.reshape(-1, p.shape[-1]) for p in parts]
         count = float(sum(rows.shape[0] for rows in flat))
         mean, std = _moments(lambda: ((rows, None) for rows in flat), count,
                              parts[0].shape[-1], chunk_rows)
+    return count, mean, std
+
+
+def normalization_of(groups: Sequence[Tuple[float, np.ndarray, np.ndarray]]
+                     ) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean and std ``[C]`` of the union of groups given as :func:`window_moments` gives them,
+    combined exactly (each group's squared deviations plus its count times its mean's squared
+    distance from the overall mean, in float64); a constant channel gets std 1."""
+    if len(groups) == 1:
+        mean, std = groups[0][1].copy(), groups[0][2].copy()
+    else:
+        total = sum(n for n, _, _ in groups)
+        mean = sum(n * m for n, m, _ in groups) / max(total, 1.0)
+        squares = sum(n * (s * s + (m - mean) ** 2) for n, m, s in groups)
+        std = np.sqrt(squares / max(total, 1.0))
     std[~(std > 1e-8)] = 1.0
     return mean, std
 

@@ -98,6 +98,32 @@ def test_an_infinite_reading_drops_the_windows_holding_it_not_the_statistics(tmp
     assert np.isfinite(load_prepared(tmp_path / "out")["train"].x).all()
 
 
+def test_statistics_summed_recording_by_recording_are_those_of_the_train_windows(tmp_path):
+    """prepare sums the train statistics one recording at a time while it reads; combined, they
+    are the float64 mean and std of the written train windows, however unlike the subjects
+    (means 1e4 apart, stds 1e-2 to 20), and the held-out subjects never enter them."""
+    rng = np.random.default_rng(7)
+    raw = tmp_path / "raw"
+    people = [("P01", 0.0, 1.0), ("P02", 1e3, 0.01), ("P03", -50.0, 20.0), ("P04", 5.0, 1.0),
+              ("P05", 1e4, 1e3)]
+    for subject, offset, scale in people:
+        n = 960
+        labels = np.repeat(["walk", "sit", "run"], n // 3)
+        ax = offset + scale * rng.standard_normal(n)
+        ay = 2.0 - offset + 3 * scale * rng.standard_normal(n)
+        rows = [f"{i / RATE:.4f},{ax[i]:.5f},{ay[i]:.5f},{labels[i]},{subject}" for i in range(n)]
+        raw.mkdir(exist_ok=True)
+        (raw / f"{subject}.csv").write_text("time,ax,ay,label,subject\n" + "\n".join(rows))
+    held = {"val_subjects": ["P04"], "test_subjects": ["P05"]}
+    prepare(raw, _options(tmp_path / "plain", normalize=False, **held), use_cache=False)
+    meta = prepare(raw, _options(tmp_path / "norm", **held), use_cache=False)
+    train = load_prepared(tmp_path / "plain")["train"]
+    assert sorted(set(train.subject)) == ["P01", "P02", "P03"]
+    flat = train.x.reshape(-1, 2).astype(np.float64)
+    np.testing.assert_allclose(meta["normalization"]["mean"], flat.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(meta["normalization"]["std"], flat.std(0), rtol=1e-12)
+
+
 def test_rate_resamples_each_stretch_onto_an_even_grid(tmp_path):
     raw = _study(tmp_path / "raw", jitter=0.004)
     meta = prepare(raw, _options(tmp_path / "out", rate=25.0), use_cache=False)
@@ -299,6 +325,30 @@ def test_arrow_columns_to_numpy_keep_values_and_mark_nulls_as_nan():
     out = np.zeros(3, np.float32)
     to_numpy(floats, out)
     np.testing.assert_array_equal(out, [1.5, np.nan, 2.5])
+
+
+def test_arrow_columns_fill_a_row_major_array_chunk_by_chunk():
+    """Columns chunked alike (as arrow's CSV reader cuts them) fill a row-major array block by
+    block; chunked differently, or into a column-major array, column by column: the same
+    values either way, nulls as NaN."""
+    import pyarrow as pa
+
+    from data_prep.datasets.base import columns_into
+
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((3, 10)).astype(np.float32)
+    values[1, 4] = np.nan
+
+    def chunked(row, cuts):
+        pieces = np.split(values[row], cuts)
+        return pa.chunked_array([pa.array(p, pa.float32(), from_pandas=True) for p in pieces])
+
+    alike = [chunked(j, [3, 7]) for j in range(3)]
+    unlike = [chunked(0, [3, 7]), chunked(1, [5]), chunked(2, [])]
+    for columns in (alike, unlike):
+        for out in (np.zeros((10, 3), np.float32), np.zeros((3, 10), np.float32).T):
+            np.testing.assert_array_equal(columns_into(columns, out), values.T)
+    assert alike[1].null_count == 1
 
 
 def test_label_codes_span_chunks_with_their_own_dictionaries():

@@ -405,26 +405,35 @@ def test_normalization_keeps_its_precision_when_the_first_rows_are_unlike_the_re
     np.testing.assert_allclose(mean, ref.mean(0), rtol=1e-13)   # one pass: std off by ~1e-10
 
 
-def test_prepare_turns_numpy_huge_pages_off_and_back(monkeypatch):
+def test_prepare_turns_huge_pages_off_and_back(monkeypatch):
     """prepare's arrays are written once (huge pages cost more to fault in than they save):
-    numpy's huge-page advice is off while it runs, as it was after, and left to the user when
+    numpy's huge-page advice and the process's transparent huge pages (which pyarrow's
+    allocator asks for) are off while it runs, as they were after, and left to the user when
     ``NUMPY_MADVISE_HUGEPAGE`` is set."""
     import sys
 
-    module = sys.modules["data_prep.prepare"]      # (the package exports the function)
-    from data_prep.read import huge_page_switch
+    from data_prep import pages
 
-    switch = huge_page_switch()
+    module = sys.modules["data_prep.prepare"]      # (the package exports the function)
+    switch = pages.huge_page_switch()
+    prctl = pages._prctl()
+
+    def thp_disabled():
+        return None if prctl is None else pages._thp_call(prctl, pages.PR_GET_THP_DISABLE)
+
     seen = []
-    monkeypatch.setattr(module, "_prepare", lambda *a: seen.append(switch(False)) or {})
+    monkeypatch.setattr(module, "_prepare",
+                        lambda *a: seen.append((switch(False), thp_disabled())) or {})
     monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
-    before = switch(True)
+    before, thp_before = switch(True), thp_disabled()
     try:
         module.prepare("raw", None)
-        assert seen == [False] and switch(True) is True       # off inside, restored after
+        assert seen[-1][0] is False and switch(True) is True      # off inside, restored after
+        if thp_before is not None and thp_before >= 0:             # Linux
+            assert seen[-1][1] == 1 and thp_disabled() == thp_before
         monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
         module.prepare("raw", None)
-        assert seen[-1] is True                               # the user's choice stands
+        assert seen[-1] == (True, thp_before)                      # the user's choice stands
     finally:
         switch(before)
 

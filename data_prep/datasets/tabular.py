@@ -44,6 +44,7 @@ from data_prep.datasets.base import (
     RowParser,
     array_to_numpy,
     as_type,
+    columns_into,
     is_number,
     label_codes,
     option,
@@ -455,10 +456,10 @@ def _recordings(table: _Table, header_lines: int, source: Source, opts: CsvOptio
         count = n if rows is None else len(rows)
         signals = (buffers.take(count, width, order="C") if buffers is not None   # row-major:
                    else np.empty((count, width), np.float32))      # windows are cut from it
-        for j, col in enumerate(columns):
-            if whole is None:
-                to_numpy(col, signals[:, j])
-            else:
+        if whole is None:
+            columns_into(columns, signals)
+        else:
+            for j in range(width):
                 signals[:, j] = whole[j][rows]
         ts, rate, even = _timeline(time, rows, count, opts, source, header_lines, buffers)
         labels = codes if rows is None else codes[rows]

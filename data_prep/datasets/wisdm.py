@@ -35,6 +35,7 @@ from data_prep.datasets.base import (
     RecordingOptions,
     RowParser,
     array_to_numpy,
+    columns_into,
     to_numpy,
 )
 from data_prep.sources import Source, file_source, has_content, visible_files
@@ -172,8 +173,7 @@ def parse_records(data, first_line: int = 1) -> Records:
     user = to_numpy(table.column("user"))
     stamp = to_numpy(table.column("timestamp"))
     xyz = np.empty((table.num_rows, 3), np.float32)
-    for j, c in enumerate("xyz"):
-        to_numpy(table.column(c), xyz[:, j])
+    columns_into([table.column(c) for c in "xyz"], xyz)
     activity = _activity_codes(table.column("activity"))
     del table
     with np.errstate(invalid="ignore"):
