@@ -133,6 +133,7 @@ def _prepare(path, config, force: bool, cache_dir: Optional[Path], use_cache: bo
     mean = std = None
     normalize = None
     if config.normalize:
+        assert sum(n for n, _, _ in train_moments) == len(arrays["train"][1]) * prep.window
         mean, std = normalization_of(train_moments)
         normalize = lambda x: apply_normalization(x, mean, std)  # noqa: E731
     channel_specs = channels or [c for c in adapter.all_channels() if c.name in prep.channels]

@@ -92,6 +92,8 @@ def normalization_of(groups: Sequence[Tuple[float, np.ndarray, np.ndarray]]
     """Mean and std ``[C]`` of the union of groups given as :func:`window_moments` gives them,
     combined exactly (each group's squared deviations plus its count times its mean's squared
     distance from the overall mean, in float64); a constant channel gets std 1."""
+    if not groups:
+        raise ValueError("no windows to fit the normalization on")
     if len(groups) == 1:
         mean, std = groups[0][1].copy(), groups[0][2].copy()
     else:
